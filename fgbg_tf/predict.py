@@ -1,0 +1,322 @@
+"""Landmarks for the user's images, folders and videos; shape/appearance transfer.
+
+    python -m fgbg_tf.predict --model PATH --input FILE_OR_DIR [--output DIR] [--resize] [--regressor FILE]
+    python -m fgbg_tf.predict --model PATH --transfer --pose A --appearance B [--output DIR] [--resize]
+
+PATH is a SavedModel written by `fgbg_tf.export` (its folder or the export's
+output folder), or a training output folder / checkpoint prefix. Keypoints are
+predicted when the SavedModel has the `keypoints` signature, or for a checkpoint
+when --regressor is given.
+
+Output folder (default `predictions/`):
+    landmarks.csv, landmarks.json   one row / item per image or video frame; JSON also
+                                    lists the skipped files and why
+    overlays/NAME.png               landmarks (and keypoints as white rings) on each image
+    masks/NAME.png, backgrounds/NAME.png
+                                    the foreground mask and background of the image's
+                                    self-reconstruction, where the model variant has them
+                                    (at the model's S x S resolution)
+    NAME_overlay.mp4 (_mask, _background)   the same for a video, frame by frame
+
+Image size policy: the model takes S x S images. Another size is an error naming the
+file (the file is skipped and reported) unless --resize is given; then every such
+image is resized to S x S (antialiased bilinear, as the training crops), a notice is
+logged, and coordinates are mapped back to the original image's pixels,
+x_original = (x + 0.5) * W / S - 0.5. Coordinates are always (x, y) in pixels of the
+original image, pixel i at i. Unreadable files are skipped and reported, never fatal.
+
+Transfer renders the pose of A (its landmark Gaussians) with the appearance and the
+background of B and writes transfer.png (S x S) and transfer_panel.png (A with its
+landmarks | B | the result).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from fgbg_tf.export import SAVED_MODEL_DIR, InferenceModule
+from fgbg_tf.media import (
+    MediaError,
+    VideoWriter,
+    fit_to_model,
+    input_files,
+    is_video,
+    overlay,
+    read_image,
+    to_original_pixels,
+    video_fps,
+    video_frames,
+    video_length,
+    write_image,
+)
+
+logger = logging.getLogger("fgbg_tf.predict")
+
+VIDEO_CHUNK = 16
+
+
+class Predictor:
+    """The exported signatures of a SavedModel, or the same functions built from a checkpoint.
+
+    Args:
+        path: a SavedModel folder, an export output folder holding `saved_model/`,
+            a training output folder or a checkpoint prefix.
+        regressor_path: optional regressor file, used with a checkpoint only (a
+            SavedModel carries its regressor in its `keypoints` signature).
+
+    Attributes: `image_size` (S), `has_keypoints`, `factors` (which of "mask", "background"
+    the model's variant outputs).
+    Example: `Predictor("export/saved_model").landmarks(images)["means_pixels"]`.
+    """
+
+    def __init__(self, path: str | Path, regressor_path: str | Path | None = None):
+        path = Path(path)
+        saved = path / SAVED_MODEL_DIR if (path / SAVED_MODEL_DIR / "saved_model.pb").is_file() else path
+        if (saved / "saved_model.pb").is_file():
+            if regressor_path:
+                raise ValueError("--regressor applies to checkpoints; a SavedModel has its keypoints signature "
+                                 "from `fgbg_tf.export --regressor`")
+            self._loaded = tf.saved_model.load(str(saved))
+            self.functions = dict(self._loaded.signatures)
+            self.image_size = int(self.functions["landmarks"].structured_input_signature[1]["images"].shape[1])
+        else:
+            from fgbg_tf.checkpoints import load_trained_model
+
+            model, _, _ = load_trained_model(path)
+            regressor = None
+            if regressor_path:
+                from fgbg_tf.regression import load_regressor
+
+                regressor = load_regressor(regressor_path)
+            self.functions = InferenceModule(model, regressor).signatures()
+            self.image_size = model.image_size
+        self.has_keypoints = "keypoints" in self.functions
+        self.factors = tuple(k for k in ("mask", "background") if k in self.functions["reconstruct"].structured_outputs)
+
+    def _run(self, name: str, **inputs) -> dict:
+        outputs = self.functions[name](**{k: tf.constant(v) for k, v in inputs.items()})
+        return {k: v.numpy() for k, v in outputs.items()}
+
+    def landmarks(self, images: np.ndarray) -> dict:
+        """uint8 [B, S, S, 3] -> means, means_pixels, covariances, part_maps (and keypoints)."""
+        result = self._run("landmarks", images=images)
+        if self.has_keypoints:
+            result["keypoints"] = self._run("keypoints", images=images)["keypoints"]
+        return result
+
+    def reconstruct(self, pose: np.ndarray, appearance: np.ndarray) -> dict:
+        return self._run("reconstruct", pose=pose, appearance=appearance)
+
+    def render(self, means: np.ndarray, covariances: np.ndarray, appearance: np.ndarray) -> dict:
+        return self._run("render", means=means, covariances=covariances, appearance=appearance)
+
+
+def _unit_to_uint8(images: np.ndarray) -> np.ndarray:
+    return np.clip(np.asarray(images) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+class Results:
+    """Collects per-frame rows and skipped files; writes landmarks.csv and landmarks.json."""
+
+    def __init__(self, predictor: Predictor, model_path: str):
+        self.predictor, self.model_path = predictor, model_path
+        self.items: list[dict] = []
+        self.skipped: list[dict] = []
+
+    def add(self, source: Path, frame: int | None, original: tuple[int, int], output: dict, index: int) -> dict:
+        size = self.predictor.image_size
+        item = {
+            "source": str(source),
+            "frame": frame,
+            "width": original[1],
+            "height": original[0],
+            "resized": original != (size, size),
+            "landmarks": to_original_pixels(output["means_pixels"][index], size, original).round(3).tolist(),
+        }
+        if "keypoints" in output:
+            item["keypoints"] = to_original_pixels(output["keypoints"][index], size, original).round(3).tolist()
+        self.items.append(item)
+        return item
+
+    def skip(self, source, error: Exception) -> None:
+        logger.warning("skipped %s", error)
+        self.skipped.append({"source": str(source), "error": str(error)})
+
+    def write(self, output_dir: Path) -> None:
+        num_landmarks = len(self.items[0]["landmarks"]) if self.items else 0
+        num_keypoints = len(self.items[0].get("keypoints", [])) if self.items else 0
+        header = ["source", "frame", "width", "height", "resized"]
+        header += [f"landmark{k}_{axis}" for k in range(num_landmarks) for axis in "xy"]
+        header += [f"keypoint{j}_{axis}" for j in range(num_keypoints) for axis in "xy"]
+        with open(output_dir / "landmarks.csv", "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(header)
+            for item in self.items:
+                points = [c for p in item["landmarks"] + item.get("keypoints", []) for c in p]
+                frame = "" if item["frame"] is None else item["frame"]
+                writer.writerow([item["source"], frame, item["width"], item["height"], int(item["resized"])] + points)
+        summary = {
+            "model": self.model_path,
+            "image_size": self.predictor.image_size,
+            "coordinates": "(x, y) in pixels of the original image, pixel i at coordinate i",
+            "items": self.items,
+            "skipped": self.skipped,
+        }
+        (output_dir / "landmarks.json").write_text(json.dumps(summary, indent=1))
+
+
+def _prepare(image: np.ndarray, size: int, resize: bool, source, frame=None) -> tuple[np.ndarray, tuple[int, int]]:
+    fitted, original = fit_to_model(image, size, resize, source if frame is None else f"{source} frame {frame}")
+    if original != (size, size) and frame in (None, 0):
+        logger.info("%s: resized %dx%d -> %dx%d (--resize)", source, original[1], original[0], size, size)
+    return fitted, original
+
+
+def predict_image(predictor: Predictor, path: Path, output_dir: Path, results: Results, resize: bool) -> None:
+    image = read_image(path)
+    fitted, original = _prepare(image, predictor.image_size, resize, path)
+    output = predictor.landmarks(fitted[None])
+    item = results.add(path, None, original, output, 0)
+    keypoints = np.array(item["keypoints"]) if "keypoints" in item else None
+    write_image(output_dir / "overlays" / f"{path.name}.png", overlay(image, np.array(item["landmarks"]), keypoints))
+    if predictor.factors:
+        factors = predictor.reconstruct(fitted[None], fitted[None])
+        for name in predictor.factors:
+            write_image(output_dir / f"{name}s" / f"{path.name}.png", _unit_to_uint8(factors[name][0]))
+
+
+def predict_video(predictor: Predictor, path: Path, output_dir: Path, results: Results, resize: bool,
+                  progress: bool) -> None:
+    size, fps = predictor.image_size, video_fps(path)
+    bar = keras.utils.Progbar(video_length(path) or None, unit_name="frame") if progress else None
+    writers: dict[str, VideoWriter] = {}
+    frames, count = [], 0
+
+    def flush():
+        fitted = np.stack([f for f, _, _ in frames])
+        output = predictor.landmarks(fitted)
+        factors = predictor.reconstruct(fitted, fitted) if predictor.factors else {}
+        for i, (_, original, image) in enumerate(frames):
+            item = results.add(path, count - len(frames) + i, original, output, i)
+            keypoints = np.array(item["keypoints"]) if "keypoints" in item else None
+            shown = {"overlay": overlay(image, np.array(item["landmarks"]), keypoints)}
+            shown.update({name: _unit_to_uint8(factors[name][i]) for name in predictor.factors})
+            for name, picture in shown.items():
+                if name not in writers:
+                    stem = output_dir / f"{path.stem}_{name}"
+                    writers[name] = VideoWriter(stem, fps, (picture.shape[1], picture.shape[0]))
+                writers[name].write(picture)
+        frames.clear()
+
+    try:
+        for image in video_frames(path):
+            frames.append((*_prepare(image, size, resize, path, count), image))
+            count += 1
+            if len(frames) == VIDEO_CHUNK:
+                flush()
+            if bar is not None:
+                bar.update(count)
+        if frames:
+            flush()
+    finally:
+        for writer in writers.values():
+            writer.close()
+
+
+def predict(model_path: str | Path, input_path: str | Path, output_dir: str | Path, resize: bool = False,
+            regressor_path: str | Path | None = None, progress: bool = True) -> dict:
+    """Runs the model on an image, a video or a folder of both; returns the JSON summary written."""
+    predictor = Predictor(model_path, regressor_path)
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    results = Results(predictor, str(model_path))
+    files = input_files(input_path)
+    if not files:
+        raise MediaError(f"--input {input_path} holds no image or video files")
+    bar = keras.utils.Progbar(len(files), unit_name="file") if progress and len(files) > 1 else None
+    for number, path in enumerate(files, 1):
+        try:
+            if is_video(path):
+                predict_video(predictor, path, output_dir, results, resize, progress and bar is None)
+            else:
+                predict_image(predictor, path, output_dir, results, resize)
+        except MediaError as error:
+            results.skip(path, error)
+        if bar is not None:
+            bar.update(number)
+    results.write(output_dir)
+    if results.skipped:
+        print(f"skipped {len(results.skipped)} file(s):", file=sys.stderr)
+        for entry in results.skipped:
+            print(f"  {entry['error']}", file=sys.stderr)
+    return json.loads((output_dir / "landmarks.json").read_text())
+
+
+def transfer(model_path: str | Path, pose_path: str | Path, appearance_path: str | Path, output_dir: str | Path,
+             resize: bool = False) -> np.ndarray:
+    """Renders the pose of `pose_path` with the appearance and background of `appearance_path`.
+
+    Returns the uint8 [S, S, 3] rendering, also written as `transfer.png` with a panel.
+    """
+    predictor = Predictor(model_path)
+    size = predictor.image_size
+    pose, _ = _prepare(read_image(pose_path), size, resize, pose_path)
+    appearance, _ = _prepare(read_image(appearance_path), size, resize, appearance_path)
+    found = predictor.landmarks(pose[None])
+    rendered = _unit_to_uint8(predictor.render(found["means"], found["covariances"], appearance[None])["image"][0])
+    output_dir = Path(output_dir)
+    write_image(output_dir / "transfer.png", rendered)
+    panel = np.concatenate([overlay(pose, found["means_pixels"][0]), appearance, rendered], axis=1)
+    write_image(output_dir / "transfer_panel.png", panel)
+    return rendered
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m fgbg_tf.predict", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="exported SavedModel (or export folder) or training checkpoint")
+    parser.add_argument("--input", help="an image, a video, or a folder of images and videos")
+    parser.add_argument("--output", default="predictions", help="output folder (default: predictions)")
+    parser.add_argument("--resize", action="store_true",
+                        help="resize images of another size to the model's S x S (otherwise they are refused)")
+    parser.add_argument("--regressor", help="keypoint regressor for a checkpoint model (.json/.npz)")
+    parser.add_argument("--transfer", action="store_true", help="render --pose with the appearance of --appearance")
+    parser.add_argument("--pose", help="with --transfer: the image whose pose is rendered")
+    parser.add_argument("--appearance", help="with --transfer: the image whose appearance and background are used")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    if args.transfer and not (args.pose and args.appearance):
+        parser.error("--transfer needs --pose and --appearance")
+    if not args.transfer and not args.input:
+        parser.error("--input is required (or --transfer with --pose and --appearance)")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.transfer:
+            transfer(args.model, args.pose, args.appearance, args.output, args.resize)
+            print(f"wrote {Path(args.output) / 'transfer.png'}")
+            return 0
+        summary = predict(args.model, args.input, args.output, args.resize, args.regressor, not args.no_progress)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"{len(summary['items'])} frame(s) -> {args.output}/landmarks.csv, landmarks.json; "
+          f"{len(summary['skipped'])} file(s) skipped")
+    return 0 if summary["items"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

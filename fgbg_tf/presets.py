@@ -1,0 +1,56 @@
+"""Architecture presets: the widths of every sub-network.
+
+* `release`: the released PyTorch code's widths (reference doc section 3), the
+  default, so numbers are comparable with the released code.
+* `paper`: the widths the paper's Appendix A describes (pose encoder 64 -> 512,
+  MaskNet 32 throughout, BGNet 32 -> 128); where the appendix is silent (the
+  appearance encoder, the SPADE hidden width) the release's values are used.
+* `small`: narrow networks for tests and CPU demos (64 px inputs).
+
+Example:
+    widths = architecture("release", num_landmarks=30)
+"""
+
+from __future__ import annotations
+
+PRESETS = ("paper", "release", "small")
+
+
+def architecture(preset: str, num_landmarks: int, low_res_mask: bool = False) -> dict:
+    """Returns {network: keyword arguments} for the sub-networks of `FactorizedLandmarkModel`.
+
+    The appearance encoder's width follows the release's rule f = 2 x its input
+    channels (K part maps + the pose encoder's stem features); `small` halves it.
+    """
+    k = num_landmarks
+    if preset == "release":
+        pose = dict(stem_channels=(6, 12), encoder_channels=(24, 48, 96, 192), decoder_channels=(512, 256, 128, k))
+        appearance_dim, appearance_mid = 32, 64
+        decoder = dict(channels=256, up_channels=(128, 64, 32), hidden=128)
+        mask_net = dict(stem_channels=(32, 64), encoder_channels=(128, 256, 512), decoder_channels=(32, 32, 32, 1))
+        background = dict(stem_channels=(32, 64), encoder_channels=(128, 256, 512), decoder_channels=(32, 64, 128, 3))
+    elif preset == "paper":
+        pose = dict(stem_channels=(16, 32), encoder_channels=(64, 128, 256, 512), decoder_channels=(512, 256, 128, k))
+        appearance_dim, appearance_mid = 32, 64
+        decoder = dict(channels=256, up_channels=(128, 64, 32), hidden=128)
+        mask_net = dict(stem_channels=(32, 32), encoder_channels=(32, 32, 32), decoder_channels=(32, 32, 32, 1))
+        background = dict(stem_channels=(32, 32), encoder_channels=(32, 64, 128), decoder_channels=(128, 64, 32, 3))
+    elif preset == "small":
+        pose = dict(stem_channels=(8, 16), encoder_channels=(32, 32, 64, 64), decoder_channels=(64, 64, 32, k))
+        appearance_dim, appearance_mid = 16, 32
+        decoder = dict(channels=64, up_channels=(64, 32, 16), hidden=32)
+        mask_net = dict(stem_channels=(8, 16), encoder_channels=(16, 32, 32), decoder_channels=(16, 16, 16, 1))
+        background = dict(stem_channels=(8, 16), encoder_channels=(16, 32, 64), decoder_channels=(32, 16, 16, 3))
+    else:
+        raise ValueError(f"preset must be one of {PRESETS}, got {preset!r}")
+    inputs = k + pose["encoder_channels"][0]
+    stem_width = inputs if preset == "small" else 2 * inputs
+    appearance = dict(
+        stem_channels=(stem_width, 2 * stem_width),
+        encoder_channels=(4 * stem_width,),
+        decoder_channels=(appearance_mid, appearance_dim),
+    )
+    if low_res_mask:
+        # Release option for KTH / grayscale data: predict at 1/4 resolution, upsample x4.
+        mask_net = dict(mask_net, decoder_channels=(mask_net["decoder_channels"][0], 1))
+    return dict(pose=pose, appearance=appearance, decoder=decoder, mask=mask_net, background=background)

@@ -1,0 +1,69 @@
+import pytest
+
+from fgbg_tf.config import DATASET_NAMES, ConfigError, config_dir, load_config
+
+
+@pytest.mark.parametrize("name", DATASET_NAMES)
+def test_every_dataset_config_is_valid(name):
+    config = load_config(name)
+    assert config.data.name == name
+
+
+def test_paper_values_in_dataset_configs():
+    bbc, h36m, celeba = load_config("bbc"), load_config("h36m"), load_config("celeba")
+    assert (bbc.model.num_landmarks, bbc.model.covariance, bbc.data.image_size) == (30, "fitted", 128)
+    assert (h36m.model.num_landmarks, h36m.model.covariance, h36m.model.fixed_covariance) == (16, "fixed", 0.08)
+    assert (celeba.model.num_landmarks, celeba.model.covariance, celeba.model.fixed_covariance) == (10, "fixed", 0.08)
+    assert celeba.data.pose_perturbation == "tps" and bbc.data.pose_perturbation == "temporal"
+
+
+def test_variant_files_and_overrides_apply_in_order():
+    variants = config_dir() / "variants"
+    config = load_config("bbc", [variants / "nomask.yaml"], ["model.num_landmarks=12", "data.temporal_offset=[3, 39]"])
+    assert config.model.variant == "nomask"
+    assert config.model.num_landmarks == 12
+    assert config.data.temporal_offset == (3, 39)
+    assert load_config("bbc", [variants / "baseline.yaml"]).model.variant == "baseline"
+
+
+def test_unknown_key_names_the_key(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n  num_landmark: 10\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: unknown config key 'model.num_landmark'"):
+        load_config("synthetic", [bad])
+    with pytest.raises(ConfigError, match=r"unknown config key 'train.lr'"):
+        load_config("synthetic", overrides=["train.lr=0.1"])
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("model.num_landmarks=ten", "model.num_landmarks must be an integer"),
+        ("model.variant=fancy", "model.variant must be one of"),
+        ("data.image_size=50", "data.image_size must be a multiple of 16"),
+        ("data.temporal_offset=[5, 2]", "data.temporal_offset"),
+        ("train.learning_rate=-1", "train.learning_rate must be > 0"),
+        ("loss.layer_weights=[1, 2]", "loss.layer_weights must be a list of 4 values"),
+        ("model.low_res_mask=1", "model.low_res_mask must be true or false"),
+        ("model", "must look like section.key=value"),
+    ],
+)
+def test_bad_values_name_the_key(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config("synthetic", overrides=[override])
+
+
+def test_missing_or_malformed_file(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config("synthetic", [tmp_path / "missing.yaml"])
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("model: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config("synthetic", [broken])
+
+
+def test_to_dict_round_trips():
+    from fgbg_tf.config import config_from_dict
+
+    config = load_config("h36m", overrides=["train.batch_size=4"])
+    assert config_from_dict(config.to_dict()) == config

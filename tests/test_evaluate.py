@@ -1,0 +1,114 @@
+"""The evaluation command end to end on a tiny trained run, and its pieces on stubs."""
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from fgbg_tf.config import load_config
+from fgbg_tf.data import DatasetError
+from fgbg_tf.evaluate import SplitLandmarks, evaluate_checkpoint, main, run_split, score
+from fgbg_tf.regression import load_regressor
+from fgbg_tf.train import train
+
+OVERRIDES = [
+    "data.image_size=32",
+    "data.options={train_videos: 2, test_videos: 1, frames_per_video: 8}",
+    "data.temporal_offset=[1, 3]",
+    "loss.layer_weights=[0, 0, 0, 0]",
+    "model.preset=small",
+    "model.num_landmarks=4",
+    "train.max_steps=2",
+    "train.batch_size=2",
+    "train.precision=float32",
+]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("run")
+    train(load_config("synthetic", overrides=OVERRIDES), path, progress=False)
+    return path
+
+
+def _digest(folder):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((folder / "checkpoints").iterdir())}
+
+
+def test_cli_writes_report_regressor_and_pictures_without_touching_the_checkpoint(run_dir, tmp_path, capsys):
+    before = _digest(run_dir)
+    out = tmp_path / "eval"
+    assert main(["--checkpoint", str(run_dir), "--output", str(out), "--log-dir", str(tmp_path / "logs"),
+                 "--num-images", "3"]) == 0
+    assert _digest(run_dir) == before
+    report = json.loads((out / "report.json").read_text())
+    assert report["dataset"] == "synthetic" and report["step"] == 2 and report["origin"] == "centre"
+    assert report["splits"]["fit"]["frames"] == 16 and report["splits"]["report"]["frames"] == 8
+    for origin in ("centre", "top_left"):
+        values = report["results"][origin]
+        assert 0 <= values["accuracy_pct"] <= 100 and values["error_by_image_size_pct"] > 0
+        assert values["accuracy_threshold_px"] == 1.5  # 6 px at 128 scaled to 32
+    containment = report["containment"]
+    assert sorted(containment["landmarks_sorted"]) == [0, 1, 2, 3]
+    assert containment["percent_sorted"] == sorted(containment["percent_sorted"])
+    assert 0 <= containment["percent_sorted"][0] and containment["percent_sorted"][-1] <= 100
+    regressor = load_regressor(out / "regressor.json")
+    assert regressor.origin == "centre" and regressor.coefficients.shape == (8, 28)
+    assert (out / "figure3.png").is_file() and (out / "containment.png").is_file()
+    assert "accuracy_pct" in (out / "report.txt").read_text() and "centre *" in capsys.readouterr().out
+    assert list((tmp_path / "logs").iterdir())
+
+
+def test_evaluation_reads_the_trained_weights_reproducibly(run_dir, tmp_path):
+    # Two loads of one checkpoint must score identically; weights the checkpoint failed
+    # to restore would be freshly (randomly) initialised each time and differ.
+    first = evaluate_checkpoint(run_dir, output=tmp_path / "a", num_images=0)
+    second = evaluate_checkpoint(run_dir, output=tmp_path / "b", num_images=0)
+    assert first["results"] == second["results"]
+    assert first["containment"]["percent_sorted"] == second["containment"]["percent_sorted"]
+
+
+def test_datasets_without_keypoints_fail_clearly(run_dir, tmp_path):
+    with pytest.raises(DatasetError, match="no keypoint annotations"):
+        evaluate_checkpoint(run_dir, dataset="kth", output=tmp_path)
+
+
+class _StubDataset:
+    name = "stub"
+
+    def eval_split(self, split):
+        keypoints = np.zeros((5, 1, 2), np.float32)
+        keypoints[3] = np.nan
+        return tf.data.Dataset.from_tensor_slices({
+            "image": np.broadcast_to(np.arange(5, dtype=np.uint8)[:, None, None, None], (5, 4, 4, 3)).copy(),
+            "keypoints": keypoints,
+            "mask": np.ones((5, 4, 4), np.uint8),
+            "valid": np.array([True, False, True, True, True]),
+            "source": np.array([f"f{i}" for i in range(5)]),
+        })
+
+
+def test_run_split_drops_and_reports_invalid_frames():
+    def detect(images):
+        n = tf.shape(images)[0]
+        return tf.zeros([n, 2, 2]), tf.fill([n, 2, 2, 2], 0.25)
+
+    result = run_split(detect, _StubDataset(), "test", batch_size=2, with_masks=True, sample_size=2)
+    assert result.dropped == [("f1", "unreadable"), ("f3", "keypoints not finite")]
+    assert len(result.keypoints) == 3 and result.foreground_fraction == 1.0
+    # Samples are spread over the split with stride 5 // 2 = 2: frames 0 and 2.
+    assert result.sample["image"][:, 0, 0, 0].tolist() == [0, 2]
+    np.testing.assert_allclose(result.containment, 1.0)  # an all-foreground mask contains everything
+
+
+def test_bbc_score_maps_crops_to_frames_before_halving():
+    # 32 px crops of 300 frame px: 1 crop px = 9.375 frame px = 4.6875 halved px (within 6), 2 crop px are not.
+    truth = np.full((2, 7, 2), 16.0)
+    boxes = np.array([[100.0, 50.0, 300.0], [0.0, 0.0, 300.0]])
+    landmarks = SplitLandmarks(np.zeros((2, 1, 2)), truth, boxes, None, None, [], {})
+    predicted = truth.copy()
+    predicted[:, :3, 0] += 1.0
+    predicted[:, 3:, 1] += 2.0
+    assert score("bbc", predicted, landmarks, 32)["accuracy_pct"] == pytest.approx(100 * 3 / 7)

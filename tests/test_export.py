@@ -1,0 +1,156 @@
+"""SavedModel and TFLite export of a tiny trained checkpoint, checked against the Keras model."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from fgbg_tf.export import (
+    REPORT_FILE,
+    InferenceModule,
+    SAVED_MODEL_DIR,
+    dataset_images,
+    export_model,
+    keras_landmarks,
+    parse_args,
+    run_tflite,
+    tflite_name,
+)
+from fgbg_tf.pipeline import from_model_range, to_model_range
+from fgbg_tf.regression import Regressor, apply_regressor
+
+# The tiny run of the brief: 2 steps, 32 px, 4 landmarks, pixel loss only.
+TINY_RUN_OVERRIDES = [
+    "model.preset=small",
+    "model.num_landmarks=4",
+    "data.image_size=32",
+    "data.options={train_videos: 2, test_videos: 1, frames_per_video: 8}",
+    "data.temporal_offset=[1, 3]",
+    "loss.layer_weights=[0, 0, 0, 0]",
+    "train.precision=float32",
+    "train.batch_size=2",
+    "train.max_steps=2",
+]
+
+
+def tiny_run_dir(tmp_path_factory):
+    """Trains the tiny run once per test session (shared by the export, consumer and predict tests)."""
+    run = tmp_path_factory.getbasetemp() / "fgbg_tiny_run"
+    if not (run / "checkpoints" / "checkpoint").is_file():
+        from fgbg_tf.config import load_config
+        from fgbg_tf.train import train
+
+        train(load_config("synthetic", overrides=TINY_RUN_OVERRIDES), run, progress=False)
+    return run
+
+
+def tiny_regressor() -> Regressor:
+    return Regressor(np.random.default_rng(0).normal(size=(8, 6)), "centre", 32, ("a", "b", "c"))
+
+
+def tiny_export_dir(tmp_path_factory):
+    """Exports the tiny run once per session: SavedModel with a keypoints signature, all TFLite variants."""
+    out = tmp_path_factory.getbasetemp() / "fgbg_tiny_export"
+    if not (out / REPORT_FILE).is_file():
+        from fgbg_tf.checkpoints import load_trained_model
+
+        model, config, _ = load_trained_model(tiny_run_dir(tmp_path_factory))
+        export_model(model, out, regressor=tiny_regressor(), calibration_images=dataset_images(config, 0, 8),
+                     evaluation_images=dataset_images(config, 1, 2))
+    return out
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    from fgbg_tf.checkpoints import load_trained_model
+
+    out = tiny_export_dir(tmp_path_factory)
+    model, config, _ = load_trained_model(tiny_run_dir(tmp_path_factory))
+    return {"model": model, "regressor": tiny_regressor(), "images": dataset_images(config, 1, 6), "out": out,
+            "report": json.loads((out / REPORT_FILE).read_text()),
+            "loaded": tf.saved_model.load(str(out / SAVED_MODEL_DIR))}
+
+
+def test_saved_model_landmarks_match_keras(exported):
+    model, images = exported["model"], exported["images"]
+    signatures = exported["loaded"].signatures
+    reference = keras_landmarks(model, images)
+    for name, batch in (("landmarks", images), ("landmarks_float", images.astype(np.float32) / 255.0)):
+        out = {k: v.numpy() for k, v in signatures[name](images=tf.constant(batch)).items()}
+        for key in ("means", "covariances", "part_maps"):
+            np.testing.assert_allclose(out[key], reference[key], atol=1e-5, err_msg=f"{name}: {key}")
+        np.testing.assert_allclose(out["means_pixels"], (reference["means"] + 1.0) * 16.0, atol=16 * 1e-5)
+    assert signatures["serving_default"].structured_outputs.keys() == signatures["landmarks"].structured_outputs.keys()
+
+
+def test_keypoints_signature_applies_the_regressor(exported):
+    images = exported["images"]
+    out = exported["loaded"].signatures["keypoints"](images=tf.constant(images))
+    expected = apply_regressor(exported["regressor"], out["means_pixels"].numpy())
+    assert out["keypoints"].shape == (len(images), 3, 2)
+    np.testing.assert_allclose(out["keypoints"].numpy(), expected, atol=1e-3)
+
+
+def test_reconstruct_and_render_match_keras(exported):
+    model, images = exported["model"], exported["images"]
+    signatures = exported["loaded"].signatures
+    pose, appearance = images[:3], images[3:6]
+    out = signatures["reconstruct"](pose=tf.constant(pose), appearance=tf.constant(appearance))
+    assert set(out) == {"reconstruction", "foreground", "background", "mask"}  # the "full" variant
+    # The same graph before export: saving and loading must change nothing.
+    before = InferenceModule(model).reconstruct(tf.constant(pose), tf.constant(appearance))
+    for key in out:
+        np.testing.assert_allclose(out[key].numpy(), before[key].numpy(), atol=1e-5, err_msg=key)
+    # Eager Keras: the 2-step model's instance norms over 2x2 and 1x1 bottleneck maps amplify
+    # the last-bit differences between eager and graph kernels (measured up to 4e-3), so this
+    # comparison checks the ranges and wiring ([-1, 1] -> [0, 1], which output is which).
+    keras_out = model({"pose": to_model_range(pose), "appearance": to_model_range(appearance)})
+    for key in ("reconstruction", "foreground", "background"):
+        np.testing.assert_allclose(out[key].numpy(), from_model_range(keras_out[key]).numpy(), atol=2e-2)
+    np.testing.assert_allclose(out["mask"].numpy(), keras_out["mask"].numpy(), atol=2e-2)
+    # Rendering the pose image's own Gaussians with the appearance image is the reconstruction.
+    found = signatures["landmarks"](images=tf.constant(pose))
+    rendered = signatures["render"](means=found["means"], covariances=found["covariances"],
+                                    appearance=tf.constant(appearance))
+    np.testing.assert_allclose(rendered["image"].numpy(), out["reconstruction"].numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "images, message",
+    [
+        (np.zeros([1, 16, 16, 3], np.uint8), "not compatible with expected shape"),
+        (np.zeros([32, 32, 3], np.uint8), "not compatible with expected shape"),
+        (np.zeros([1, 32, 32, 3], np.float32), "expected to be a uint8 tensor"),
+    ],
+)
+def test_landmarks_signature_refuses_wrong_inputs(exported, images, message):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        exported["loaded"].signatures["landmarks"](images=tf.constant(images))
+
+
+def test_landmarks_float_refuses_values_outside_unit_range(exported):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"must be in \[0, 1\]"):
+        exported["loaded"].signatures["landmarks_float"](images=tf.fill([1, 32, 32, 3], 255.0))
+
+
+def test_tflite_variants_and_report(exported):
+    out, report, images = exported["out"], exported["report"], exported["images"]
+    artefacts = report["artefacts"]
+    assert set(artefacts) == {"saved_model", "landmarks_float32", "landmarks_float16", "landmarks_int8"}
+    assert artefacts["saved_model"]["max_mean_deviation"] <= 1e-5
+    assert artefacts["landmarks_float32"]["max_mean_deviation"] <= 1e-4
+    for entry in artefacts.values():
+        assert entry["ms_per_image"] > 0 and np.isfinite(entry["max_mean_deviation"])
+    sizes = [artefacts[f"landmarks_{v}"]["bytes"] for v in ("int8", "float16", "float32")]
+    assert sizes == sorted(sizes) and sizes[0] < sizes[2] / 2, sizes
+    # Independently of the report: float32 TFLite on images it was not measured on.
+    tflite, _ = run_tflite((out / tflite_name("none")).read_bytes(), images[2:])
+    reference = keras_landmarks(exported["model"], images[2:])
+    np.testing.assert_allclose(tflite["means"], reference["means"], atol=1e-4)
+    np.testing.assert_allclose(tflite["means_pixels"], (reference["means"] + 1) * 16, atol=2e-3)
+
+
+def test_cli_rejects_unknown_quantization():
+    with pytest.raises(SystemExit):
+        parse_args(["--checkpoint", "x", "--output", "y", "--quantize", "none,int4"])

@@ -1,0 +1,66 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from fgbg_tf.model import FactorizedLandmarkModel
+
+
+def images(batch=2, size=32, seed=0):
+    return tf.random.stateless_uniform([batch, size, size, 3], [seed, 1], -1.0, 1.0)
+
+
+@pytest.mark.parametrize("variant", ["full", "nomask", "baseline"])
+def test_variant_outputs_and_composition(variant):
+    model = FactorizedLandmarkModel(4, 32, preset="small", variant=variant)
+    out = {k: v.numpy() for k, v in model({"pose": images(), "appearance": images(seed=1)}).items()}
+    assert out["reconstruction"].shape == out["foreground"].shape == (2, 32, 32, 3)
+    assert out["mean"].shape == (2, 4, 2) and out["covariance"].shape == (2, 4, 2, 2)
+    assert out["heatmaps"].shape == (2, 32, 32, 4)
+    if variant == "full":
+        assert out["mask"].shape == (2, 32, 32, 1) and out["background"].shape == (2, 32, 32, 3)
+        assert 0 < out["mask"].min() and out["mask"].max() < 1
+        expected = out["mask"] * out["foreground"] + (1 - out["mask"]) * out["background"]  # eq. 7
+    elif variant == "nomask":
+        assert "mask" not in out
+        expected = out["foreground"] + out["background"]
+    else:
+        assert "mask" not in out and "background" not in out
+        expected = out["foreground"]
+    np.testing.assert_allclose(out["reconstruction"], expected, atol=1e-6)
+
+
+def test_background_sees_only_the_appearance_image():
+    model = FactorizedLandmarkModel(4, 32, preset="small", variant="nomask")
+    q = images(seed=1)
+    a = model({"pose": images(seed=2), "appearance": q})["background"]
+    b = model({"pose": images(seed=3), "appearance": q})["background"]
+    np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_pose_comes_from_the_pose_image():
+    model = FactorizedLandmarkModel(4, 32, preset="small")
+    p = images(seed=2)
+    a = model({"pose": p, "appearance": images(seed=4)})["mean"]
+    np.testing.assert_allclose(a, model.detect(p)["mean"], atol=1e-6)
+
+
+def test_release_preset_matches_the_released_parameter_count():
+    # Reference doc / environment doc: the official release has 31.6 M parameters (K = 30, 128 px, fg/bg on).
+    model = FactorizedLandmarkModel(30, 128, preset="release").build_all()
+    assert round(model.count_params() / 1e5) == 316
+
+
+def test_wrong_input_shape_is_a_clear_error():
+    model = FactorizedLandmarkModel(4, 32, preset="small")
+    with pytest.raises(ValueError, match=r"images must have shape \[batch, 32, 32, 3\]"):
+        model.detect(tf.zeros([1, 64, 64, 3]))
+
+
+def test_config_round_trip_rebuilds_the_same_model():
+    model = FactorizedLandmarkModel(4, 32, preset="small", variant="nomask", covariance="fixed").build_all()
+    clone = FactorizedLandmarkModel.from_config(model.get_config()).build_all()
+    assert clone.get_config() == model.get_config()
+    assert clone.count_params() == model.count_params()
+    clone.set_weights(model.get_weights())
+    x = images()
+    np.testing.assert_allclose(clone.detect(x)["mean"], model.detect(x)["mean"], atol=1e-6)

@@ -1,0 +1,101 @@
+"""fgbg_tf.predict on folders, videos and bad files; shape/appearance transfer."""
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from fgbg_tf.export import SAVED_MODEL_DIR
+from fgbg_tf.media import VideoWriter, read_image, to_original_pixels, write_image
+from fgbg_tf.predict import Predictor, main, predict, transfer
+from tests.test_export import tiny_export_dir, tiny_run_dir
+
+FACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces5pt" / "AFLW"
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    """A folder with 32 px images, 80 px faces (if the shared data is here), a bad file and a 48x40 video."""
+    folder = tmp_path_factory.mktemp("predict_inputs")
+    rng = np.random.default_rng(2)
+    for name in ("a.png", "b.png"):
+        write_image(folder / name, rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    faces = sorted(FACES.glob("*.jpg"))[:2] if FACES.is_dir() else []
+    for face in faces:
+        shutil.copy(face, folder / face.name)
+    (folder / "broken.jpg").write_bytes(b"not a jpeg")
+    with VideoWriter(folder / "clip", 10, (48, 40)) as video:
+        for i in range(10):
+            video.write(np.roll(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8), i, axis=1))
+    return {"folder": folder, "faces": [f.name for f in faces], "model": tiny_export_dir(tmp_path_factory)}
+
+
+def test_predict_folder_and_video_with_resize(inputs, tmp_path):
+    summary = predict(inputs["model"], inputs["folder"], tmp_path, resize=True, progress=False)
+    folder, faces = inputs["folder"], inputs["faces"]
+    assert [s["source"] for s in summary["skipped"]] == [str(folder / "broken.jpg")]
+    stills = [i for i in summary["items"] if i["frame"] is None]
+    frames = [i for i in summary["items"] if i["frame"] is not None]
+    assert sorted(Path(i["source"]).name for i in stills) == sorted(["a.png", "b.png", *faces])
+    assert [i["frame"] for i in frames] == list(range(10))
+    assert all(len(i["landmarks"]) == 4 and len(i["keypoints"]) == 3 for i in summary["items"])
+    # Unresized images: the coordinates are the SavedModel's pixels, unchanged.
+    loaded = tf.saved_model.load(str(inputs["model"] / SAVED_MODEL_DIR))
+    image = read_image(folder / "a.png")
+    expected = loaded.signatures["landmarks"](images=tf.constant(image[None]))["means_pixels"].numpy()[0]
+    item = next(i for i in stills if i["source"].endswith("a.png"))
+    np.testing.assert_allclose(item["landmarks"], expected, atol=1e-3)
+    assert not item["resized"] and all(i["resized"] for i in frames)
+    # Resized frames come back in the 48 x 40 frame's pixels.
+    assert all(np.all(np.array(i["landmarks"]) < [48, 40]) for i in frames)
+    for name in ("a.png", "b.png", *faces):
+        assert read_image(tmp_path / "overlays" / f"{name}.png").shape == read_image(folder / name).shape
+        assert (tmp_path / "masks" / f"{name}.png").is_file() and (tmp_path / "backgrounds" / f"{name}.png").is_file()
+    for kind in ("overlay", "mask", "background"):
+        capture = cv2.VideoCapture(str(tmp_path / f"clip_{kind}.mp4"))
+        assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 10
+        assert (capture.get(cv2.CAP_PROP_FRAME_WIDTH), capture.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (
+            (48, 40) if kind == "overlay" else (32, 32))
+    rows = (tmp_path / "landmarks.csv").read_text().strip().splitlines()
+    assert len(rows) == 1 + len(summary["items"]) and rows[0].count(",") == 4 + 8 + 6
+
+
+def test_other_sizes_are_refused_without_resize_and_reported(inputs, tmp_path):
+    code = main(["--model", str(inputs["model"]), "--input", str(inputs["folder"]), "--output", str(tmp_path),
+                 "--no-progress"])
+    assert code == 0  # the 32 px images still went through
+    summary = json.loads((tmp_path / "landmarks.json").read_text())
+    refused = {Path(s["source"]).name: s["error"] for s in summary["skipped"]}
+    assert set(refused) == {"broken.jpg", "clip.mp4", *inputs["faces"]}
+    assert "--resize" in refused["clip.mp4"] and "48x40" in refused["clip.mp4"]
+    assert sorted(Path(i["source"]).name for i in summary["items"]) == ["a.png", "b.png"]
+
+
+def test_original_pixel_mapping_aligns_pixel_centres():
+    # The centre of a 32 px input (15.5) is the centre of an 80 px image (39.5); pixel 0's left edge stays.
+    np.testing.assert_allclose(to_original_pixels(np.array([[15.5, 15.5], [-0.5, -0.5]]), 32, (80, 80)),
+                               [[39.5, 39.5], [-0.5, -0.5]])
+
+
+def test_checkpoint_predictor_matches_the_saved_model(inputs, tmp_path_factory):
+    image = read_image(inputs["folder"] / "a.png")[None]
+    from_checkpoint = Predictor(tiny_run_dir(tmp_path_factory)).landmarks(image)
+    from_saved_model = Predictor(inputs["model"]).landmarks(image)
+    np.testing.assert_allclose(from_checkpoint["means"], from_saved_model["means"], atol=1e-5)
+    assert "keypoints" not in from_checkpoint and "keypoints" in from_saved_model
+
+
+def test_transfer_renders_pose_of_a_with_appearance_of_b(inputs, tmp_path):
+    pose, appearance = inputs["folder"] / "a.png", inputs["folder"] / "b.png"
+    rendered = transfer(inputs["model"], pose, appearance, tmp_path)
+    loaded = tf.saved_model.load(str(inputs["model"] / SAVED_MODEL_DIR))
+    expected = loaded.signatures["reconstruct"](pose=tf.constant(read_image(pose)[None]),
+                                                appearance=tf.constant(read_image(appearance)[None]))
+    expected = np.round(expected["reconstruction"].numpy()[0] * 255)
+    assert np.max(np.abs(rendered.astype(float) - expected)) <= 1
+    np.testing.assert_array_equal(read_image(tmp_path / "transfer.png"), rendered)
+    assert read_image(tmp_path / "transfer_panel.png").shape == (32, 96, 3)

@@ -1,0 +1,95 @@
+import shutil
+
+import numpy as np
+import pytest
+import keras
+import tensorflow as tf
+
+from fgbg_tf.config import ConfigError
+from fgbg_tf.model import build_model
+from fgbg_tf.perceptual import PerceptualLoss
+from fgbg_tf.train import main, make_train_step, prepare_output, train
+
+
+def one_step(config, strategy, weights, batch, optimizer=keras.optimizers.Adam):
+    """Runs one step from the given weights; returns (losses, new weights)."""
+    with strategy.scope():
+        model = build_model(config.model, config.data.image_size)
+        model.set_weights(weights)
+        optimizer = optimizer(config.train.learning_rate)
+        optimizer.build(model.trainable_variables)
+    loss = PerceptualLoss(layer_weights=(0, 0, 0, 0))
+    step = make_train_step(model, loss, optimizer, strategy, config, global_batch_size=4)
+    dataset = tf.data.Dataset.from_tensors(batch)
+    losses = step(next(iter(strategy.experimental_distribute_dataset(dataset))))
+    return {k: float(v) for k, v in losses.items()}, model.get_weights()
+
+
+def test_two_replicas_equal_one_replica_on_the_same_global_batch(tiny_config):
+    # Plain SGD with lr 1: the weight change is exactly the aggregated gradient plus the coupled L2 term,
+    # so summing instead of averaging over replicas, or adding the decay once per replica, would show.
+    # (Adam's first step is almost scale-invariant and would hide both.)
+    tiny_config.train.learning_rate = 1.0
+    tiny_config.train.weight_decay = 1e-2
+    reference = build_model(tiny_config.model, tiny_config.data.image_size).get_weights()
+    rng = np.random.default_rng(0)
+    batch = {k: tf.constant(rng.uniform(-1, 1, (4, 32, 32, 3)), tf.float32) for k in ("pose", "appearance", "target")}
+    batch["weight"] = tf.ones([4])
+    sgd = keras.optimizers.SGD
+    single, single_weights = one_step(tiny_config, tf.distribute.get_strategy(), reference, batch, sgd)
+    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    double, double_weights = one_step(tiny_config, mirrored, reference, batch, sgd)
+    assert double["loss"] == pytest.approx(single["loss"], rel=1e-5)
+    # The wrong aggregations differ by factors of 2 (updates reach ~10; a doubled decay adds 1e-3 to biases);
+    # float32 summation order differs by ~1e-6.
+    largest = max(np.abs(a - before).max() for a, before in zip(single_weights, reference))
+    for a, b, before in zip(single_weights, double_weights, reference):
+        np.testing.assert_allclose(b - before, a - before, rtol=1e-3, atol=1e-5 * largest)
+    assert max(np.abs(a - b).max() for a, b in zip(single_weights, reference)) > 1e-3  # the step moved the weights
+
+
+def test_zero_weight_examples_do_not_count(tiny_config):
+    reference = build_model(tiny_config.model, tiny_config.data.image_size).get_weights()
+    rng = np.random.default_rng(1)
+    batch = {k: tf.constant(rng.uniform(-1, 1, (4, 32, 32, 3)), tf.float32) for k in ("pose", "appearance", "target")}
+    batch["weight"] = tf.constant([1.0, 1.0, 0.0, 0.0])
+    corrupted = dict(batch, target=tf.concat([batch["target"][:2], 100 + batch["target"][2:]], 0))
+    strategy = tf.distribute.get_strategy()
+    clean, _ = one_step(tiny_config, strategy, reference, batch)
+    dirty, _ = one_step(tiny_config, strategy, reference, corrupted)
+    assert clean["loss"] == pytest.approx(dirty["loss"], rel=1e-6)
+
+
+def test_resume_continues_with_identical_losses(tiny_config, tmp_path):
+    tiny_config.train.max_steps = 4
+    tiny_config.train.checkpoint_every = 2
+    straight = [h["loss"] for h in train(tiny_config, tmp_path / "straight", progress=False)]
+    assert list((tmp_path / "straight" / "logs").glob("events.out.tfevents.*"))
+    # Resume a copy of the straight run's step-2 checkpoint: steps 3 and 4 must repeat its losses. A resume that
+    # lost Adam's moments, the step counter or the data position would change step 4 by percents, not 1e-6.
+    resumed = tmp_path / "resumed" / "checkpoints"
+    resumed.mkdir(parents=True)
+    shutil.copy(tmp_path / "straight" / "config.yaml", tmp_path / "resumed")
+    for part in (tmp_path / "straight" / "checkpoints").glob("ckpt-2.*"):
+        shutil.copy(part, resumed)
+    tf.compat.v1.train.update_checkpoint_state(str(resumed), str(resumed / "ckpt-2"))
+    continued = [h["loss"] for h in train(tiny_config, tmp_path / "resumed", progress=False)]
+    np.testing.assert_allclose(continued, straight[2:], rtol=1e-4)
+    assert (resumed / "ckpt-4.index").exists()
+
+
+def test_output_folder_of_a_different_model_is_refused(tiny_config, tmp_path):
+    prepare_output(tmp_path, tiny_config)
+    tiny_config.model.num_landmarks = 6
+    with pytest.raises(ConfigError, match="different model"):
+        prepare_output(tmp_path, tiny_config)
+    tiny_config.model.num_landmarks = 4
+    tiny_config.train.max_steps = 10  # training settings may change between sessions of a run
+    prepare_output(tmp_path, tiny_config)
+
+
+def test_cli_reports_config_errors_and_unavailable_data(tmp_path, capsys):
+    assert main(["--set", "model.num_landmark=3", "--output", str(tmp_path)]) == 2
+    assert "unknown config key 'model.num_landmark'" in capsys.readouterr().err
+    assert main(["--dataset", "faces5pt", "--data-dir", str(tmp_path / "nowhere"), "--output", str(tmp_path)]) == 2
+    assert "nowhere" in capsys.readouterr().err

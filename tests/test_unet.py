@@ -1,0 +1,58 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from fgbg_tf.unet import ConvNormReLU, UNet, align_corners_matrix, instance_norm, upsample_align_corners
+
+
+def test_align_corners_weights_by_hand():
+    np.testing.assert_allclose(
+        align_corners_matrix(2), [[1, 0], [2 / 3, 1 / 3], [1 / 3, 2 / 3], [0, 1]], atol=1e-6
+    )
+
+
+def test_upsampling_matches_tf1_align_corners_resize():
+    x = tf.random.uniform([2, 5, 3, 4])
+    expected = tf.compat.v1.image.resize_bilinear(x, [10, 6], align_corners=True)
+    np.testing.assert_allclose(upsample_align_corners(x), expected, atol=1e-5)
+
+
+def test_stride2_conv_pads_symmetrically_like_pytorch():
+    layer = ConvNormReLU(1, 3, strides=2, norm=False)
+    x = tf.reshape(tf.range(16, dtype=tf.float32), [1, 4, 4, 1])
+    layer(x)
+    layer.conv.kernel.assign(tf.ones([3, 3, 1, 1]))
+    layer.conv.bias.assign([0.0])
+    out = layer(x).numpy()[0, :, :, 0]
+    # PyTorch padding=1: output (0, 0) sees rows/cols -1..1, i.e. x[0:2, 0:2] = 0 + 1 + 4 + 5.
+    # Keras "same" would pad only bottom/right and see x[0:3, 0:3] = 45.
+    assert out[0, 0] == pytest.approx(10.0)
+    assert out[1, 1] == pytest.approx(sum(x.numpy()[0, 1:4, 1:4, 0].ravel()))
+
+
+def test_instance_norm_uses_pytorch_epsilon():
+    norm = instance_norm()
+    x = tf.constant([[[[0.0], [0.02]]]])  # variance 1e-4 along W
+    # (x - mean) / sqrt(var + eps) with eps 1e-5 (Keras' default 1e-3 would give about 0.3).
+    assert float(norm(x)[0, 0, 1, 0]) == pytest.approx(0.01 / np.sqrt(1e-4 + 1e-5), rel=1e-3)
+
+
+def test_release_pose_encoder_shapes():
+    unet = UNet((6, 12), (24, 48, 96, 192), (512, 256, 128, 10))
+    logits, stem = unet(tf.zeros([2, 64, 64, 3]))
+    assert logits.shape == (2, 32, 32, 10)
+    assert stem.shape == (2, 32, 32, 24)
+
+
+def test_full_resolution_unet_and_config_round_trip():
+    unet = UNet((8, 16), (16, 32, 32), (16, 16, 16, 1))
+    out, _ = unet(tf.zeros([1, 32, 32, 5]))
+    assert out.shape == (1, 32, 32, 1)
+    clone = UNet.from_config(unet.get_config())
+    clone(tf.zeros([1, 32, 32, 5]))
+    assert clone.count_params() == unet.count_params()
+
+
+def test_unet_rejects_more_upsamplings_than_downsamplings():
+    with pytest.raises(ValueError, match="upsampling"):
+        UNet((4, 4), (8,), (8, 8, 1))
