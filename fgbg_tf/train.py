@@ -32,6 +32,33 @@ from fgbg_tf.summaries import figure6_grid
 logger = logging.getLogger("fgbg_tf.train")
 
 
+def build_loss(config: Config) -> PerceptualLoss:
+    """The reconstruction loss a config describes, computed in the run's precision."""
+    return PerceptualLoss(
+        layer_weights=config.loss.layer_weights,
+        pixel_weight=config.loss.pixel_weight,
+        scale=config.loss.scale,
+        feature_scale=config.loss.feature_scale,
+        weights=config.loss.vgg_weights,
+        dtype=config.train.precision,
+    )
+
+
+def worker_folder(output_dir: Path, strategy) -> Path:
+    """Where this worker writes: the output folder for the chief, a scratch folder for other workers.
+
+    MultiWorkerMirroredStrategy needs every worker to save checkpoints (saving is a
+    collective operation), but only the chief's copy is the run's.
+    """
+    resolver = strategy.cluster_resolver
+    if resolver is None or resolver.task_type in (None, "chief"):
+        return output_dir
+    cluster = resolver.cluster_spec().as_dict()
+    if resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in cluster:
+        return output_dir
+    return output_dir / f".{resolver.task_type}-{resolver.task_id}"
+
+
 def make_train_step(model, loss_fn, optimizer, strategy, config: Config, global_batch_size: int):
     """Returns a tf.function running one distributed optimisation step on a distributed batch."""
     # PyTorch's Adam(weight_decay=wd) adds wd * w to the gradient (coupled L2), unlike
@@ -118,9 +145,9 @@ def train(config: Config, output_dir: str | Path, strategy=None, progress: bool 
 
     Returns the per-step losses of this call (for tests and scripts).
     """
-    output_dir = Path(output_dir)
-    prepare_output(output_dir, config)
     strategy = strategy or tf.distribute.get_strategy()
+    output_dir = worker_folder(Path(output_dir), strategy)
+    prepare_output(output_dir, config)
     global_batch_size = config.train.batch_size * strategy.num_replicas_in_sync
     dataset = get_dataset(config.data)
     # Same seed, same initial weights and data: runs are reproducible and resumable from any checkpoint.
@@ -131,14 +158,7 @@ def train(config: Config, output_dir: str | Path, strategy=None, progress: bool 
         optimizer = keras.optimizers.Adam(config.train.learning_rate, epsilon=config.train.adam_epsilon)
         optimizer.build(model.trainable_variables)
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-    loss_fn = PerceptualLoss(
-        layer_weights=config.loss.layer_weights,
-        pixel_weight=config.loss.pixel_weight,
-        scale=config.loss.scale,
-        feature_scale=config.loss.feature_scale,
-        weights=config.loss.vgg_weights,
-        dtype=config.train.precision,
-    )
+    loss_fn = build_loss(config)
     checkpoint = tf.train.Checkpoint(
         model=variables_checkpoint(model.variables), optimizer=variables_checkpoint(optimizer.variables), step=step
     )

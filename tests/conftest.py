@@ -7,8 +7,8 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 # Two logical CPU devices let the MirroredStrategy tests run without GPUs; this must
 # happen before TensorFlow executes its first op, hence at import time.
@@ -31,6 +31,37 @@ TINY_OVERRIDES = [
     "train.log_every=1",
     "train.image_every=2",
 ]
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A 2-step run of the tiny config, trained once per session (evaluate, export, predict tests)."""
+    from fgbg_tf.config import load_config
+    from fgbg_tf.train import train
+
+    run = tmp_path_factory.mktemp("tiny_run")
+    train(load_config("synthetic", overrides=TINY_OVERRIDES + ["train.max_steps=2"]), run, progress=False)
+    return run
+
+
+@pytest.fixture(scope="session")
+def tiny_regressor():
+    from fgbg_tf.regression import Regressor
+
+    return Regressor(np.random.default_rng(0).normal(size=(8, 6)), "centre", 32, ("a", "b", "c"))
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tiny_run, tiny_regressor, tmp_path_factory):
+    """The tiny run exported once per session: SavedModel with a keypoints signature, all TFLite variants."""
+    from fgbg_tf.checkpoints import load_trained_model
+    from fgbg_tf.export import dataset_images, export_model
+
+    out = tmp_path_factory.mktemp("tiny_export")
+    model, config, _ = load_trained_model(tiny_run)
+    export_model(model, out, regressor=tiny_regressor, calibration_images=dataset_images(config, 0, 8),
+                 evaluation_images=dataset_images(config, 1, 2))
+    return out
 
 
 @pytest.fixture

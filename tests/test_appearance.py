@@ -1,5 +1,4 @@
 import numpy as np
-import pytest
 import tensorflow as tf
 
 from fgbg_tf.appearance import pool_part_appearance, project_appearance

@@ -11,7 +11,6 @@ import tensorflow as tf
 
 from fgbg_tf.export import SAVED_MODEL_DIR, tflite_name
 from fgbg_tf.media import write_image
-from tests.test_export import tiny_export_dir
 
 EXPORT = Path(__file__).resolve().parents[1] / "export"
 # Runs a consumer and reports which packages it imported: the examples must not need fgbg_tf,
@@ -39,8 +38,8 @@ def printed(stdout: str, kind: str) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    out = tiny_export_dir(tmp_path_factory)
+def setup(tmp_path_factory, tiny_export):
+    out = tiny_export
     folder = tmp_path_factory.mktemp("consumer_images")
     rng = np.random.default_rng(1)
     image = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)

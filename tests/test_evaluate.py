@@ -2,35 +2,22 @@
 
 import hashlib
 import json
+import shutil
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from fgbg_tf.config import load_config
 from fgbg_tf.data import DatasetError
 from fgbg_tf.evaluate import SplitLandmarks, evaluate_checkpoint, main, run_split, score
 from fgbg_tf.regression import load_regressor
-from fgbg_tf.train import train
 
-OVERRIDES = [
-    "data.image_size=32",
-    "data.options={train_videos: 2, test_videos: 1, frames_per_video: 8}",
-    "data.temporal_offset=[1, 3]",
-    "loss.layer_weights=[0, 0, 0, 0]",
-    "model.preset=small",
-    "model.num_landmarks=4",
-    "train.max_steps=2",
-    "train.batch_size=2",
-    "train.precision=float32",
-]
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("run")
-    train(load_config("synthetic", overrides=OVERRIDES), path, progress=False)
-    return path
+@pytest.fixture
+def run_dir(tiny_run, tmp_path):
+    # A private copy: these tests check that evaluation leaves the checkpoint's bytes alone.
+    copy = tmp_path / "run"
+    shutil.copytree(tiny_run, copy)
+    return copy
 
 
 def _digest(folder):

@@ -11,63 +11,21 @@ from fgbg_tf.export import (
     InferenceModule,
     SAVED_MODEL_DIR,
     dataset_images,
-    export_model,
     keras_landmarks,
     parse_args,
     run_tflite,
     tflite_name,
 )
 from fgbg_tf.pipeline import from_model_range, to_model_range
-from fgbg_tf.regression import Regressor, apply_regressor
-
-# The tiny run of the brief: 2 steps, 32 px, 4 landmarks, pixel loss only.
-TINY_RUN_OVERRIDES = [
-    "model.preset=small",
-    "model.num_landmarks=4",
-    "data.image_size=32",
-    "data.options={train_videos: 2, test_videos: 1, frames_per_video: 8}",
-    "data.temporal_offset=[1, 3]",
-    "loss.layer_weights=[0, 0, 0, 0]",
-    "train.precision=float32",
-    "train.batch_size=2",
-    "train.max_steps=2",
-]
-
-
-def tiny_run_dir(tmp_path_factory):
-    """Trains the tiny run once per test session (shared by the export, consumer and predict tests)."""
-    run = tmp_path_factory.getbasetemp() / "fgbg_tiny_run"
-    if not (run / "checkpoints" / "checkpoint").is_file():
-        from fgbg_tf.config import load_config
-        from fgbg_tf.train import train
-
-        train(load_config("synthetic", overrides=TINY_RUN_OVERRIDES), run, progress=False)
-    return run
-
-
-def tiny_regressor() -> Regressor:
-    return Regressor(np.random.default_rng(0).normal(size=(8, 6)), "centre", 32, ("a", "b", "c"))
-
-
-def tiny_export_dir(tmp_path_factory):
-    """Exports the tiny run once per session: SavedModel with a keypoints signature, all TFLite variants."""
-    out = tmp_path_factory.getbasetemp() / "fgbg_tiny_export"
-    if not (out / REPORT_FILE).is_file():
-        from fgbg_tf.checkpoints import load_trained_model
-
-        model, config, _ = load_trained_model(tiny_run_dir(tmp_path_factory))
-        export_model(model, out, regressor=tiny_regressor(), calibration_images=dataset_images(config, 0, 8),
-                     evaluation_images=dataset_images(config, 1, 2))
-    return out
-
+from fgbg_tf.regression import apply_regressor
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+def exported(tiny_run, tiny_export, tiny_regressor):
     from fgbg_tf.checkpoints import load_trained_model
 
-    out = tiny_export_dir(tmp_path_factory)
-    model, config, _ = load_trained_model(tiny_run_dir(tmp_path_factory))
-    return {"model": model, "regressor": tiny_regressor(), "images": dataset_images(config, 1, 6), "out": out,
+    out = tiny_export
+    model, config, _ = load_trained_model(tiny_run)
+    return {"model": model, "regressor": tiny_regressor, "images": dataset_images(config, 1, 6), "out": out,
             "report": json.loads((out / REPORT_FILE).read_text()),
             "loaded": tf.saved_model.load(str(out / SAVED_MODEL_DIR))}
 

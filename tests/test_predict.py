@@ -12,13 +12,12 @@ import tensorflow as tf
 from fgbg_tf.export import SAVED_MODEL_DIR
 from fgbg_tf.media import VideoWriter, read_image, to_original_pixels, write_image
 from fgbg_tf.predict import Predictor, main, predict, transfer
-from tests.test_export import tiny_export_dir, tiny_run_dir
 
 FACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces5pt" / "AFLW"
 
 
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory):
+def inputs(tmp_path_factory, tiny_export):
     """A folder with 32 px images, 80 px faces (if the shared data is here), a bad file and a 48x40 video."""
     folder = tmp_path_factory.mktemp("predict_inputs")
     rng = np.random.default_rng(2)
@@ -31,7 +30,7 @@ def inputs(tmp_path_factory):
     with VideoWriter(folder / "clip", 10, (48, 40)) as video:
         for i in range(10):
             video.write(np.roll(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8), i, axis=1))
-    return {"folder": folder, "faces": [f.name for f in faces], "model": tiny_export_dir(tmp_path_factory)}
+    return {"folder": folder, "faces": [f.name for f in faces], "model": tiny_export}
 
 
 def test_predict_folder_and_video_with_resize(inputs, tmp_path):
@@ -81,9 +80,9 @@ def test_original_pixel_mapping_aligns_pixel_centres():
                                [[39.5, 39.5], [-0.5, -0.5]])
 
 
-def test_checkpoint_predictor_matches_the_saved_model(inputs, tmp_path_factory):
+def test_checkpoint_predictor_matches_the_saved_model(inputs, tiny_run):
     image = read_image(inputs["folder"] / "a.png")[None]
-    from_checkpoint = Predictor(tiny_run_dir(tmp_path_factory)).landmarks(image)
+    from_checkpoint = Predictor(tiny_run).landmarks(image)
     from_saved_model = Predictor(inputs["model"]).landmarks(image)
     np.testing.assert_allclose(from_checkpoint["means"], from_saved_model["means"], atol=1e-5)
     assert "keypoints" not in from_checkpoint and "keypoints" in from_saved_model

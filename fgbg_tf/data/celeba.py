@@ -38,7 +38,7 @@ import tensorflow as tf
 
 from fgbg_tf.config import DataConfig
 from fgbg_tf.data.base import DatasetError, LandmarkDataset, shuffled_items
-from fgbg_tf.data.image_files import map_or_invalid, resize_image, warn_skipped
+from fgbg_tf.data.image_files import map_or_invalid, warn_skipped
 
 OPTIONS = ("tfds_data_dir",)
 HEIGHT, WIDTH = 218, 178

@@ -252,7 +252,7 @@ def _body(rng: np.random.Generator, num_frames: int) -> _Body:
     """Draws one video's proportions, colours and joint-angle trajectories."""
     t = np.arange(num_frames, dtype=np.float64)
     # Large, thick figures: most of each reconstruction's error then lies on the foreground.
-    height = rng.uniform(0.6, 0.75)
+    height = rng.uniform(0.55, 0.68)
     thickness = rng.uniform(1.15, 1.5)
     arm_scale, leg_scale = rng.uniform(0.9, 1.1, 2)
     # Body proportions in units of figure height; upright with straight legs the figure
