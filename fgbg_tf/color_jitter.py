@@ -24,6 +24,8 @@ import numbers
 
 import tensorflow as tf
 
+from fgbg_tf.seeds import check_seed
+
 _GRAY_WEIGHTS = (0.2989, 0.587, 0.114)
 _NUM_OPS = 4
 
@@ -107,16 +109,6 @@ def adjust_hue(image, factor):
     return tf.image.adjust_hue(image, tf.cast(factor, image.dtype))
 
 
-def _check_seed(seed):
-    seed = tf.convert_to_tensor(seed)
-    if seed.dtype not in (tf.int32, tf.int64):
-        raise ValueError(f"seed: expected an int32/int64 tensor of shape [2], got dtype {seed.dtype.name}")
-    if seed.shape.rank is not None and seed.shape.as_list() != [2]:
-        raise ValueError(f"seed: expected an int32/int64 tensor of shape [2], got shape {seed.shape}")
-    # stateless_split draws in the seed's dtype, so int32 and int64 seeds would otherwise give different streams.
-    return tf.cast(seed, tf.int64)
-
-
 def _check_strength(name, value, upper=None):
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name}: expected a non-negative number, got {value!r}")
@@ -146,7 +138,7 @@ def color_jitter_params(seed, brightness=0.4, contrast=0.4, saturation=0.4, hue=
     contrast = _check_strength("contrast", contrast)
     saturation = _check_strength("saturation", saturation)
     hue = _check_strength("hue", hue, upper=0.5)
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     order_seed, factor_seed = tf.unstack(tf.random.experimental.stateless_split(seed, num=2))
     # argsort of i.i.d. uniforms is a uniformly random permutation, like torch.randperm(4).
     order = tf.argsort(tf.random.stateless_uniform([_NUM_OPS], seed=order_seed))

@@ -27,15 +27,7 @@ import numbers
 
 import tensorflow as tf
 
-def _check_seed(seed):
-    seed = tf.convert_to_tensor(seed)
-    if seed.dtype not in (tf.int32, tf.int64):
-        raise ValueError(f"seed: expected an int32/int64 tensor of shape [2], got dtype {seed.dtype.name}")
-    if seed.shape.rank is not None and seed.shape.as_list() != [2]:
-        raise ValueError(f"seed: expected an int32/int64 tensor of shape [2], got shape {seed.shape}")
-    # stateless_split draws in the seed's dtype, so int32 and int64 seeds would otherwise give different streams.
-    return tf.cast(seed, tf.int64)
-
+from fgbg_tf.seeds import check_seed
 
 def _as_batched_points(name, points, batched):
     """Validate (x, y) points; returns float32 [1, n, 2] for shared [n, 2] input, else [B, n, 2]."""
@@ -252,7 +244,7 @@ def random_tps_targets(
     grid_size, rotation, scale, translation, point_jitter, margin = _check_tps_args(
         grid_size, rotation, scale, translation, point_jitter, margin
     )
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     if isinstance(image_size, numbers.Number) and (isinstance(image_size, bool) or image_size < 1):
         raise ValueError(f"image_size: expected a positive int, got {image_size!r}")
     size = tf.cast(image_size, tf.float32)
@@ -326,7 +318,7 @@ def random_tps_warp(
         return tps_warp(image, *random_tps_targets(seed, size, **kwargs))
     if image.shape[0] is None:
         raise ValueError(f"image: a batched random warp needs a static batch size, got shape {image.shape}")
-    seeds = tf.random.experimental.stateless_split(_check_seed(seed), num=image.shape[0])
+    seeds = tf.random.experimental.stateless_split(check_seed(seed), num=image.shape[0])
     # The control grid depends only on the size, so the batch shares one source grid and one TPS system.
     source = random_tps_targets(seeds[0], size, **kwargs)[0]
     targets = tf.map_fn(lambda s: random_tps_targets(s, size, **kwargs)[1], seeds, fn_output_signature=tf.float32)

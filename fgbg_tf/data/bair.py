@@ -144,10 +144,10 @@ class BAIRDataset(LandmarkDataset):
     def _source(self, split: str):
         import tensorflow_datasets as tfds
 
-        try:
-            return self.builder.as_data_source(split, deserialize_method=tfds.decode.DeserializeMethod.RAW_BYTES)
-        except (NotImplementedError, ValueError) as error:
-            raise DatasetError(f"bair: cannot open the {split!r} split of {self.builder.data_dir}: {error}") from None
+        missing = [str(path) for path in self.builder.info.splits[split].filepaths if not path.exists()]
+        if missing:
+            raise DatasetError(f"bair: shard files of the prepared {split!r} split are missing: {missing}; {LAYOUT}")
+        return self.builder.as_data_source(split, deserialize_method=tfds.decode.DeserializeMethod.RAW_BYTES)
 
     @property
     def num_train_items(self) -> int:

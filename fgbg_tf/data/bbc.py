@@ -25,18 +25,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 import scipy.io
-import tensorflow as tf
 
 from fgbg_tf.config import DataConfig
-from fgbg_tf.data.base import DatasetError, LandmarkDataset
+from fgbg_tf.data.base import DatasetError
 from fgbg_tf.data.video_frames import (
+    CroppedVideoDataset,
     FrameIndex,
     check_options,
-    eval_frames,
     report_skipped,
     require_dir,
     require_file,
-    temporal_pairs,
 )
 
 LAYOUT = """BBC Pose layout (https://www.robots.ox.ac.uk/~vgg/data/pose/):
@@ -60,7 +58,7 @@ OPTIONS = {
 }
 
 
-class BBCPoseDataset(LandmarkDataset):
+class BBCPoseDataset(CroppedVideoDataset):
     """Reader of BBC Pose as distributed (see the module docstring for crops and splits).
 
     `config.options`: crop_size (300), train_videos (1-10), val_videos (11-15),
@@ -102,20 +100,6 @@ class BBCPoseDataset(LandmarkDataset):
             "test": self._index(_results_by_video(results, self.options["test_videos"])),
         }
         report_skipped("bbc", self.skipped)
-
-    @property
-    def num_train_items(self) -> int:
-        return len(self.splits["train"])
-
-    def train_pairs(self, seed: int, start: int) -> tf.data.Dataset:
-        return temporal_pairs(
-            self.splits["train"], seed, start, self.config.temporal_offset, self.crop_size, self.image_size
-        )
-
-    def eval_split(self, split: str) -> tf.data.Dataset:
-        if split not in self.splits:
-            raise DatasetError(f"bbc has eval splits {sorted(self.splits)}, not {split!r}")
-        return eval_frames(self.splits[split], self.crop_size, self.image_size)
 
     def _index(self, videos, min_length: int = 1) -> FrameIndex:
         kept = []

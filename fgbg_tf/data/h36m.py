@@ -25,16 +25,15 @@ import numpy as np
 import tensorflow as tf
 
 from fgbg_tf.config import DataConfig
-from fgbg_tf.data.base import DatasetError, LandmarkDataset
+from fgbg_tf.data.base import DatasetError
 from fgbg_tf.data.video_frames import (
+    CroppedVideoDataset,
     FrameIndex,
     check_options,
-    eval_frames,
     paste_window,
     report_skipped,
     require_dir,
     resize_image,
-    temporal_pairs,
 )
 
 LAYOUT = """Human3.6M layout (http://vision.imar.ro/human3.6m/), per subject S1, S5, S6, S7, S8, S9, S11:
@@ -67,7 +66,7 @@ OPTIONS = {
 _FRAME = re.compile(r"^(\d+)\.jpg$")
 
 
-class Human36MDataset(LandmarkDataset):
+class Human36MDataset(CroppedVideoDataset):
     """Reader of extracted Human3.6M frames, poses and masks (layout in `LAYOUT`).
 
     `config.options`: crop_size (300), train_subjects, test_subjects, activities
@@ -101,19 +100,8 @@ class Human36MDataset(LandmarkDataset):
         self.has_masks = all(path for path, _ in self._masks["test"])
         report_skipped("h36m", self.skipped)
 
-    @property
-    def num_train_items(self) -> int:
-        return len(self.splits["train"])
-
-    def train_pairs(self, seed: int, start: int) -> tf.data.Dataset:
-        return temporal_pairs(
-            self.splits["train"], seed, start, self.config.temporal_offset, self.crop_size, self.image_size
-        )
-
     def eval_split(self, split: str) -> tf.data.Dataset:
-        if split not in self.splits:
-            raise DatasetError(f"h36m has eval splits {sorted(self.splits)}, not {split!r}")
-        frames = eval_frames(self.splits[split], self.crop_size, self.image_size)
+        frames = super().eval_split(split)
         if not all(path for path, _ in self._masks[split]):
             return frames
         paths, rows = zip(*self._masks[split])

@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
-from fgbg_tf.data.base import DatasetError, element_seed, partner_frame, shuffled_items
+from fgbg_tf.data.base import DatasetError, LandmarkDataset, element_seed, partner_frame, shuffled_items
 
 log = logging.getLogger(__name__)
 
@@ -246,3 +246,27 @@ def eval_frames(index: FrameIndex, crop_size: int, image_size: int) -> tf.data.D
         }
 
     return tf.data.Dataset.from_tensor_slices(columns).map(element, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+class CroppedVideoDataset(LandmarkDataset):
+    """Shared serving of the crop-around-the-keypoints video datasets (BBC Pose, Human3.6M).
+
+    Subclasses build `self.splits` ({split: FrameIndex}) and set `self.crop_size`.
+    """
+
+    splits: dict
+    crop_size: int
+
+    @property
+    def num_train_items(self) -> int:
+        return len(self.splits["train"])
+
+    def train_pairs(self, seed: int, start: int) -> tf.data.Dataset:
+        return temporal_pairs(
+            self.splits["train"], seed, start, self.config.temporal_offset, self.crop_size, self.image_size
+        )
+
+    def eval_split(self, split: str) -> tf.data.Dataset:
+        if split not in self.splits:
+            raise DatasetError(f"{self.name} has eval splits {sorted(self.splits)}, not {split!r}")
+        return eval_frames(self.splits[split], self.crop_size, self.image_size)
