@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import keras
 import tensorflow as tf
 import yaml
 
@@ -49,14 +50,27 @@ def resolve_checkpoint(path: str | Path) -> tuple[Path, str]:
     return run, prefix
 
 
-def load_trained_model(path: str | Path) -> tuple[FactorizedLandmarkModel, Config, int]:
-    """Builds the run's model in float32 and restores its weights; returns (model, config, step)."""
+def load_run_config(path: str | Path) -> tuple[Config, Path, str]:
+    """Returns (the run's config, run folder, checkpoint prefix) for a run folder or checkpoint."""
     run, prefix = resolve_checkpoint(path)
     config_path = run / "config.yaml"
     if not config_path.is_file():
         raise FileNotFoundError(f"{config_path} is missing: it records the model the checkpoint {prefix} belongs to")
-    config = config_from_dict(yaml.safe_load(config_path.read_text()))
+    return config_from_dict(yaml.safe_load(config_path.read_text())), run, prefix
+
+
+def load_trained_model(path: str | Path, initial: bool = False) -> tuple[FactorizedLandmarkModel, Config, int]:
+    """Builds the run's model in float32 and restores its weights; returns (model, config, step).
+
+    With `initial=True` the model keeps the weights the run started from (its seeded
+    initialisation, step 0): the reference against which training is judged.
+    """
+    config, _, prefix = load_run_config(path)
+    # The same seed and build order as fgbg_tf.train, so `initial` reproduces the run's starting weights.
+    keras.utils.set_random_seed(config.train.seed)
     model = build_model(config.model, config.data.image_size, "float32")
+    if initial:
+        return model, config, 0
     step = tf.Variable(0, dtype=tf.int64)
     # Only the model is needed; the optimizer's slots in the checkpoint are left unread.
     restored = tf.train.Checkpoint(model=variables_checkpoint(model.variables), step=step).restore(prefix)

@@ -34,16 +34,14 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-import yaml
 
 from fgbg_tf import metrics
-from fgbg_tf.checkpoints import load_trained_model, resolve_checkpoint
+from fgbg_tf.checkpoints import load_run_config, load_trained_model
 from fgbg_tf.config import (
     DATASET_NAMES,
     Config,
     ConfigError,
     DataConfig,
-    config_from_dict,
     dataset_config_path,
     load_config,
 )
@@ -274,27 +272,27 @@ def evaluate_checkpoint(
     batch_size: int = 32,
     num_images: int = 8,
     log_dir: str | Path | None = None,
+    untrained: bool = False,
 ) -> dict:
     """Evaluates a trained run or checkpoint; writes the outputs listed in the module docstring.
 
-    Returns the report (the content of report.json).
+    With `untrained=True` the run's model is evaluated at its initial weights (step 0),
+    the baseline that shows what training bought. Returns the report (report.json).
     """
-    run_dir, prefix = resolve_checkpoint(checkpoint)
-    config_path = run_dir / "config.yaml"
-    if not config_path.is_file():
-        raise FileNotFoundError(f"{config_path} is missing: it records the model the checkpoint {prefix} belongs to")
-    data = data_config(config_from_dict(yaml.safe_load(config_path.read_text())), dataset, data_dir)
+    run_config, run_dir, prefix = load_run_config(checkpoint)
+    data = data_config(run_config, dataset, data_dir)
     if data.name not in PROTOCOLS:
         raise DatasetError(
             f"{data.name} has no keypoint annotations, so the regression protocol does not apply; "
             f"evaluate one of {sorted(PROTOCOLS)}"
         )
     reader = get_dataset(data)
-    model, config, step = load_trained_model(prefix)
+    model, config, step = load_trained_model(prefix, initial=untrained)
     model.trainable = False
     protocol = PROTOCOLS[data.name]
     size = data.image_size
-    output = Path(output) if output is not None else run_dir / "eval" / f"{data.name}-{step}"
+    label = "untrained" if untrained else step
+    output = Path(output) if output is not None else run_dir / "eval" / f"{data.name}-{label}"
     output.mkdir(parents=True, exist_ok=True)
 
     detect = make_detector(model, size)
@@ -394,6 +392,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=32, help="frames per pose-encoder call (default 32)")
     parser.add_argument("--num-images", type=int, default=8, help="test images in figure3.png (default 8; 0: none)")
     parser.add_argument("--log-dir", help="also write the metrics and pictures to this TensorBoard folder")
+    parser.add_argument("--untrained", action="store_true",
+                        help="evaluate the run's model at its initial weights (step 0), the baseline for the trained one")
     args = parser.parse_args(argv)
     if args.max_frames is not None and args.max_frames < 1:
         parser.error(f"--max-frames must be >= 1, got {args.max_frames}")
@@ -407,7 +407,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         evaluate_checkpoint(args.checkpoint, args.dataset, args.data_dir, args.output, args.max_frames,
-                            args.batch_size, args.num_images, args.log_dir)
+                            args.batch_size, args.num_images, args.log_dir, args.untrained)
     except (ConfigError, DatasetError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

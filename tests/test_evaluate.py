@@ -99,3 +99,21 @@ def test_bbc_score_maps_crops_to_frames_before_halving():
     predicted[:, :3, 0] += 1.0
     predicted[:, 3:, 1] += 2.0
     assert score("bbc", predicted, landmarks, 32)["accuracy_pct"] == pytest.approx(100 * 3 / 7)
+
+
+def test_untrained_baseline_is_the_runs_initial_model(run_dir, tmp_path):
+    import keras
+
+    from fgbg_tf.checkpoints import load_trained_model
+    from fgbg_tf.model import build_model
+
+    initial, config, step = load_trained_model(run_dir, initial=True)
+    keras.utils.set_random_seed(config.train.seed)
+    again = build_model(config.model, config.data.image_size)
+    trained, _, _ = load_trained_model(run_dir)
+    assert step == 0
+    for a, b in zip(initial.get_weights(), again.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(initial.get_weights(), trained.get_weights()))
+    report = evaluate_checkpoint(run_dir, output=tmp_path / "untrained", untrained=True, num_images=0)
+    assert (tmp_path / "untrained" / "report.json").is_file() and report
