@@ -1,4 +1,4 @@
-"""The `bair` dataset: BAIR robot pushing (action-free, 64x64 clips of 30 frames) through tfds' `bair_robot_pushing_small`.
+"""The `bair` dataset: BAIR robot pushing (64x64 clips of 30 frames) through tfds' `bair_robot_pushing_small`.
 
 `data_dir` is either the folder holding the file as Berkeley distributes it, or a
 tfds data_dir where the dataset is already prepared in the array_record format:
@@ -88,7 +88,9 @@ class BAIRDataset(LandmarkDataset):
             raise DatasetError(f"unknown data.options {unknown} for bair; known (with defaults): {OPTIONS}")
         options = {**OPTIONS, **config.options}
         if options["camera"] not in CAMERAS:
-            raise DatasetError(f"data.options.camera for bair must be one of {list(CAMERAS)}, got {options['camera']!r}")
+            raise DatasetError(
+                f"data.options.camera for bair must be one of {list(CAMERAS)}, got {options['camera']!r}"
+            )
         self.camera = options["camera"]
         low = config.temporal_offset[0]
         if low > FRAMES - 1:
@@ -160,17 +162,18 @@ class BAIRDataset(LandmarkDataset):
         serialized = tf.ensure_shape(serialized, [])
         clip = tf.io.parse_single_example(serialized, {self.camera: tf.io.FixedLenFeature([FRAMES], tf.string)})
 
+        size = self.image_size
+
         def decode(time):
             image = tf.io.decode_png(clip[self.camera][time], channels=3)
             tf.debugging.assert_equal(tf.shape(image)[:2], tf.constant([SIZE, SIZE]), message="unexpected frame size")
-            return resize_image(tf.ensure_shape(image, [SIZE, SIZE, 3]), self.image_size)
+            return resize_image(tf.ensure_shape(image, [SIZE, SIZE, 3]), size)
 
-        size = self.image_size
         return tf.map_fn(decode, times, fn_output_signature=tf.TensorSpec([size, size, 3], tf.uint8))
 
     @staticmethod
     def _source_name(split: str, sequence, time):
-        """'bair_robot_pushing_small/<split>/sequence_000012/frame_05' for scalar `sequence` and scalar or [T] `time`."""
+        """'bair_robot_pushing_small/<split>/sequence_000012/frame_05'; `time` may be a scalar or a vector."""
         return tf.strings.join([
             f"{TFDS_NAME}/{split}/sequence_", tf.strings.as_string(sequence, width=6, fill="0"),
             "/frame_", tf.strings.as_string(time, width=2, fill="0"),
@@ -213,7 +216,8 @@ class BAIRDataset(LandmarkDataset):
             return {**element, "image": images, "valid": tf.ones([FRAMES], tf.bool)}
 
         def broken(element):
-            return {**element, "image": tf.zeros([FRAMES, size, size, 3], tf.uint8), "valid": tf.zeros([FRAMES], tf.bool)}
+            zeros = tf.zeros([FRAMES, size, size, 3], tf.uint8)
+            return {**element, "image": zeros, "valid": tf.zeros([FRAMES], tf.bool)}
 
         def frames(element):
             return {"image": element["image"], "valid": element["valid"], "source": element["source"],

@@ -89,3 +89,21 @@ def register_fake_bair_checksums(monkeypatch, tar_path: Path) -> None:
         fake = checksums.compute_url_info(tar_path)
         fake.filename = info.filename
         monkeypatch.setitem(infos, url, fake)
+
+
+def make_prepared_bair(root: Path) -> Path:
+    """Writes the fake tar to `root/manual` and has the bair reader build it into `root/tfds`; returns `root/tfds`.
+
+    The returned folder is a tfds data_dir that `--data-dir` accepts with no checksum patching,
+    e.g. for `python -m fgbg_tf.train --dataset bair --data-dir <root>/tfds`.
+    """
+    import pytest
+
+    from fgbg_tf.config import DataConfig
+    from fgbg_tf.data.bair import BAIRDataset
+
+    tar = make_bair_tar(root / "manual")
+    with pytest.MonkeyPatch.context() as patch:
+        register_fake_bair_checksums(patch, tar)
+        BAIRDataset(DataConfig(name="bair", data_dir=str(tar.parent), options={"tfds_data_dir": str(root / "tfds")}))
+    return root / "tfds"

@@ -1,4 +1,4 @@
-"""The bair reader: tfds' real `bair_robot_pushing_small` builder run on a fake tar (3 train + 2 test clips of 30 frames)."""
+"""The bair reader: tfds' real `bair_robot_pushing_small` builder on a fake tar (3 train + 2 test clips, 30 frames)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from fgbg_tf.config import DataConfig
 from fgbg_tf.data.bair import FRAMES, TAR_NAME, TFDS_NAME, BAIRDataset
 from fgbg_tf.data.base import DatasetError
-from tests.data.fixtures_bair import make_bair_tar, read_origin, register_fake_bair_checksums
+from tests.data.fixtures_bair import make_prepared_bair, read_origin, register_fake_bair_checksums
 
 tfds = pytest.importorskip("tensorflow_datasets")
 pytest.importorskip("array_record")
@@ -25,14 +25,10 @@ def reader(data_dir, size=64, offsets=(3, 29), **options):
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    """(folder with the fake tar, tfds data_dir it was built into) after one real build."""
+    """(folder with the fake tar, tfds data_dir the reader built it into) after one real build."""
     root = tmp_path_factory.mktemp("bair")
-    manual, tfds_dir = root / "manual", root / "tfds"
-    tar = make_bair_tar(manual)
-    with pytest.MonkeyPatch.context() as patch:
-        register_fake_bair_checksums(patch, tar)
-        reader(manual, tfds_data_dir=str(tfds_dir))
-    return manual, tfds_dir
+    tfds_dir = make_prepared_bair(root)
+    return root / "manual", tfds_dir
 
 
 def origins(elements, key):
