@@ -1,4 +1,4 @@
-"""Tiny fake image datasets in their distributed layouts: faces5pt, the CelebA manual files, BAIR.
+"""Tiny fake image datasets in their distributed layouts: faces5pt and the CelebA manual files (BAIR: fixtures_bair.py).
 
 Images are drawn so that tests can check geometry: a bright Gaussian blob on black
 at a known point, whose intensity centroid must follow the keypoint transforms.
