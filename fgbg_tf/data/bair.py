@@ -42,7 +42,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from fgbg_tf.config import DataConfig
-from fgbg_tf.data.base import DatasetError, LandmarkDataset, element_seed, partner_frame, shuffled_items
+from fgbg_tf.data.base import DatasetError, LandmarkDataset, check_options, element_seed, partner_frame, shuffled_items
 from fgbg_tf.data.image_files import map_or_invalid, resize_image
 
 OPTIONS = {"tfds_data_dir": None, "camera": "image_aux1"}
@@ -83,10 +83,7 @@ class BAIRDataset(LandmarkDataset):
 
     def __init__(self, config: DataConfig):
         super().__init__(config)
-        unknown = sorted(set(config.options) - set(OPTIONS))
-        if unknown:
-            raise DatasetError(f"unknown data.options {unknown} for bair; known (with defaults): {OPTIONS}")
-        options = {**OPTIONS, **config.options}
+        options = check_options("bair", config.options, OPTIONS)
         if options["camera"] not in CAMERAS:
             raise DatasetError(
                 f"data.options.camera for bair must be one of {list(CAMERAS)}, got {options['camera']!r}"

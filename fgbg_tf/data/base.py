@@ -74,6 +74,14 @@ class LandmarkDataset(abc.ABC):
         return self.regression_splits
 
 
+def check_options(dataset: str, options: dict, known: dict) -> dict:
+    """`known` (name -> default) updated with `options`; unknown names raise DatasetError."""
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise DatasetError(f"unknown data.options {unknown} for {dataset}; known (with defaults): {known}")
+    return {**known, **options}
+
+
 def shuffled_items(num_items: int, seed: int, start: int) -> tf.data.Dataset:
     """Endless stream of (index, item): epoch after epoch of stateless shuffles of range(num_items).
 

@@ -27,11 +27,10 @@ import numpy as np
 import scipy.io
 
 from fgbg_tf.config import DataConfig
-from fgbg_tf.data.base import DatasetError
+from fgbg_tf.data.base import DatasetError, check_options
 from fgbg_tf.data.video_frames import (
     CroppedVideoDataset,
     FrameIndex,
-    check_options,
     report_skipped,
     require_dir,
     require_file,

@@ -37,10 +37,10 @@ import numpy as np
 import tensorflow as tf
 
 from fgbg_tf.config import DataConfig
-from fgbg_tf.data.base import DatasetError, LandmarkDataset, shuffled_items
+from fgbg_tf.data.base import DatasetError, LandmarkDataset, check_options, shuffled_items
 from fgbg_tf.data.image_files import map_or_invalid, warn_skipped
 
-OPTIONS = ("tfds_data_dir",)
+OPTIONS = {"tfds_data_dir": None}
 HEIGHT, WIDTH = 218, 178
 TFDS_SPLITS = ("train", "validation", "test")
 MANUAL_FILES = ("img_align_celeba.zip", "list_attr_celeba.txt", "identity_CelebA.txt")
@@ -101,16 +101,14 @@ class CelebADataset(LandmarkDataset):
 
     def __init__(self, config: DataConfig):
         super().__init__(config)
-        unknown = sorted(set(config.options) - set(OPTIONS))
-        if unknown:
-            raise DatasetError(f"unknown data.options {unknown} for celeba; known: {list(OPTIONS)}")
+        options = check_options("celeba", config.options, OPTIONS)
         if not config.data_dir:
             raise DatasetError(f"celeba needs data.data_dir (--data-dir); {LAYOUT}")
         self.root = Path(config.data_dir).expanduser()
         for name in INDEX_FILES + tuple(MAFL_FILES.values()):
             if not (self.root / name).is_file():
                 raise DatasetError(f"celeba file {self.root / name} is missing; {LAYOUT}")
-        self.builder = self._prepare(config.options.get("tfds_data_dir"))
+        self.builder = self._prepare(options["tfds_data_dir"])
         partition = _read_partition(self.root / "list_eval_partition.txt")
         self.landmarks = _read_landmarks(self.root / "list_landmarks_align_celeba.txt")
         # Record order of every tfds split (module docstring).

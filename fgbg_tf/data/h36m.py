@@ -25,11 +25,10 @@ import numpy as np
 import tensorflow as tf
 
 from fgbg_tf.config import DataConfig
-from fgbg_tf.data.base import DatasetError
+from fgbg_tf.data.base import DatasetError, check_options
 from fgbg_tf.data.video_frames import (
     CroppedVideoDataset,
     FrameIndex,
-    check_options,
     paste_window,
     report_skipped,
     require_dir,

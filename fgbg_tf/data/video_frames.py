@@ -40,14 +40,6 @@ _EOI = b"\xff\xd9"
 _EOI_SEARCH = 64
 
 
-def check_options(dataset: str, options: dict, known: dict) -> dict:
-    """`known` (name -> default) updated with `options`; unknown names raise DatasetError."""
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        raise DatasetError(f"unknown data.options {unknown} for {dataset}; known (with defaults): {known}")
-    return {**known, **options}
-
-
 def require_dir(path: Path, what: str, layout: str) -> Path:
     if not path.is_dir():
         raise DatasetError(f"{what}: expected the folder {path}, which does not exist.\n{layout}")
