@@ -25,6 +25,7 @@ import tensorflow as tf
 
 from fgbg_tf.config import DATASET_NAMES, load_config
 from fgbg_tf.data import get_dataset
+from fgbg_tf.distribute import resolve_precision
 from fgbg_tf.model import build_model
 from fgbg_tf.pipeline import training_batches
 from fgbg_tf.train import build_loss, make_train_step
@@ -55,7 +56,7 @@ def random_batch(config, batch_size: int) -> dict:
 def bench_train(config, steps: int, warmup: int) -> dict:
     strategy = tf.distribute.get_strategy()
     batch_size = config.train.batch_size
-    model = build_model(config.model, config.data.image_size, config.train.precision)
+    model = build_model(config.model, config.data.image_size, resolve_precision(config.train.precision))
     optimizer = keras.optimizers.Adam(config.train.learning_rate)
     optimizer.build(model.trainable_variables)
     step = make_train_step(model, build_loss(config), optimizer, strategy, config, batch_size)
@@ -66,7 +67,7 @@ def bench_train(config, steps: int, warmup: int) -> dict:
 
 
 def bench_landmarks(config, steps: int, warmup: int) -> dict:
-    model = build_model(config.model, config.data.image_size, config.train.precision)
+    model = build_model(config.model, config.data.image_size, resolve_precision(config.train.precision))
     detect = tf.function(lambda images: model.detect(images)["mean"])
     images = random_batch(config, config.train.batch_size)["pose"]
     seconds = timed(lambda: detect(images).numpy(), steps, warmup)
@@ -104,7 +105,7 @@ def main(argv=None) -> int:
         "batch_size": config.train.batch_size,
         "preset": config.model.preset,
         "variant": config.model.variant,
-        "precision": config.train.precision,
+        "precision": resolve_precision(config.train.precision),
         **{k: round(v, 3) if isinstance(v, float) else v for k, v in result.items()},
         "peak_memory_mib": round(peak_memory_mib(), 1),
     }

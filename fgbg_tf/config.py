@@ -87,6 +87,13 @@ class ModelConfig:
     fixed_covariance: float = 0.08
     # MaskNet predicts at 1/4 resolution and upsamples (release option for KTH / grayscale data).
     low_res_mask: bool = False
+    # Spectral norm of the SPADE blocks: "release" = PyTorch's semantics (gradient through sigma, free weight),
+    # "keras" = keras.layers.SpectralNormalization (kernel renormalised in place, no gradient through sigma).
+    spectral_norm: str = "release"
+    # Initial bias of MaskNet's output logit; None keeps the release's 0.1 (mask about 0.5 everywhere).
+    mask_bias: float | None = None
+    # Sub-networks whose widths come from another preset, e.g. {mask: release, background: release}.
+    subnetworks: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -114,6 +121,13 @@ class TrainConfig:
     weight_decay: float = 5e-6
     adam_epsilon: float = 1e-8
     max_steps: int = 100_000
+    # Global gradient-norm clipping, as the release's default regime (clip_grad_norm_ 1.0); None: off, as its
+    # BBC config (no_grad_clip). Computed over the global batch's gradient, whatever the replica count.
+    clip_grad_norm: float | None = None
+    # Deviation (off in the release): the first N steps train the foreground alone (x~ = x~fg, the baseline's
+    # reconstruction) so that landmarks form before MaskNet and BGNet share the image; 0: off.
+    background_warmup_steps: int = 0
+    # "auto": mixed_bfloat16 on CPUs with AMX, float32 on GPUs and on CPUs without AMX (see distribute.py).
     precision: str = "float32"
     seed: int = 0
     log_every: int = 25
@@ -137,7 +151,13 @@ class Config:
         _choice("model.preset", self.model.preset, ("paper", "release", "small"))
         _choice("model.variant", self.model.variant, ("full", "nomask", "baseline"))
         _choice("model.covariance", self.model.covariance, ("fitted", "fixed"))
-        _choice("train.precision", self.train.precision, ("float32", "mixed_bfloat16"))
+        _choice("model.spectral_norm", self.model.spectral_norm, ("release", "keras"))
+        for network, preset in self.model.subnetworks.items():
+            _choice("model.subnetworks keys", network, ("pose", "appearance", "decoder", "mask", "background"))
+            _choice(f"model.subnetworks.{network}", preset, ("paper", "release", "small"))
+        _choice("train.precision", self.train.precision, ("auto", "float32", "mixed_bfloat16"))
+        if self.train.clip_grad_norm is not None:
+            _positive("train.clip_grad_norm", self.train.clip_grad_norm)
         size = self.data.image_size
         if size < 32 or size % 16:
             raise ConfigError(f"data.image_size must be a multiple of 16 and at least 32, got {size}")
@@ -151,6 +171,8 @@ class Config:
         _positive("train.max_steps", self.train.max_steps)
         for key in ("log_every", "image_every", "checkpoint_every", "keep_checkpoints"):
             _positive(f"train.{key}", getattr(self.train, key))
+        if self.train.background_warmup_steps < 0:
+            raise ConfigError(f"train.background_warmup_steps must be >= 0, got {self.train.background_warmup_steps}")
         if self.train.weight_decay < 0:
             raise ConfigError(f"train.weight_decay must be >= 0, got {self.train.weight_decay}")
         if any(w < 0 for w in self.loss.layer_weights) or min(self.loss.pixel_weight, self.loss.feature_scale) < 0:
@@ -215,6 +237,12 @@ def _coerce(key: str, value, annotation):
             raise ConfigError(f"{key} must be an integer, got {value!r}")
         return value
     if annotation is float:
+        if isinstance(value, str):
+            # YAML 1.1 reads "1e-4" (no dot) as a string; accept what a person types for a number.
+            try:
+                value = float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key} must be a number, got {value!r}")
         return float(value)

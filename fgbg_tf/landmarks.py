@@ -10,7 +10,7 @@ and the 2x2 inverse are where low precision would hurt.
 
 Example:
     probs = spatial_softmax(logits)                      # [B, S/2, S/2, K]
-    mean, cov = fit_gaussians(probs, image_size=S)       # [B, K, 2], [B, K, 2, 2]
+    mean, cov = fit_gaussians(probs)                     # [B, K, 2], [B, K, 2, 2]
     heat = render_heatmaps(mean, cov, image_size=S)      # [B, S, S, K]
 """
 
@@ -67,9 +67,15 @@ def fit_gaussians(probs: tf.Tensor, covariance: str = "fitted", fixed_covariance
         return mean, fixed_covariance * eye
     if covariance != "fitted":
         raise ValueError(f"covariance must be 'fitted' or 'fixed', got {covariance!r}")
-    xx = tf.einsum("bwk,w->bk", p_x, xs * xs) - mean_x * mean_x
-    yy = tf.einsum("bhk,h->bk", p_y, ys * ys) - mean_y * mean_y
-    xy = tf.einsum("bhwk,h,w->bk", probs, ys, xs) - mean_x * mean_y
+    # Centred moments, E[(c - mu)^2], not the release's E[c^2] - mu^2: the same covariance, but for a peaked map the
+    # difference form cancels to float32 rounding, so the tiny covariance and the precision 1 / det that eq. 2 divides
+    # by become noise, and so do their gradients (1 replica and 2 disagreed by several percent in the pose encoder's
+    # gradient on AVX2 CPUs).
+    dx = xs[None, :, None] - mean_x[:, None, :]  # [B, W, K]
+    dy = ys[None, :, None] - mean_y[:, None, :]  # [B, H, K]
+    xx = tf.reduce_sum(p_x * dx * dx, axis=1)
+    yy = tf.reduce_sum(p_y * dy * dy, axis=1)
+    xy = tf.einsum("bhwk,bhk,bwk->bk", probs, dy, dx)
     cov = tf.stack([tf.stack([xx, xy], -1), tf.stack([xy, yy], -1)], -2)
     return mean, cov
 

@@ -10,6 +10,7 @@ coordinate frame (pixel i at coordinate i) unless a function says otherwise.
     faces5pt   in percent (reference doc 8.2, Table 2)
     synthetic  both of `mean_error_by_image_size` and `pixel_accuracy`
     Figure 2b  `foreground_containment` + `containment_curve` (reference doc 8.4)
+    fg/bg      `mask_agreement` (predicted vs true masks) and `psnr` (BGNet vs the true background)
 
 Example:
     error = mean_error_by_interocular(predicted, ground_truth)   # percent
@@ -127,3 +128,33 @@ def containment_curve(containment) -> tuple[np.ndarray, np.ndarray]:
     mean = containment.mean(axis=0)
     order = np.argsort(mean, kind="stable")
     return order, mean[order]
+
+
+def mask_agreement(predicted, truth, threshold: float = 0.5) -> dict:
+    """How well predicted soft masks [N, S, S] follow ground-truth binary masks [N, S, S].
+
+    Returns per-frame means of: "iou" of (predicted > threshold) with the truth;
+    "correlation", Pearson's r between the soft mask and the truth over a frame's
+    pixels (a soft mask that follows the figure scores high even below the threshold;
+    a template that does not move with the figure scores low; a constant frame 0);
+    and "mean" of the predicted mask.
+    """
+    predicted = np.asarray(predicted, np.float64).reshape(len(predicted), -1)
+    truth = (np.asarray(truth).reshape(len(truth), -1) > 0).astype(np.float64)
+    if predicted.shape != truth.shape:
+        raise ValueError(f"predicted masks {predicted.shape} and true masks {truth.shape} differ in shape")
+    hard = predicted > threshold
+    union = np.logical_or(hard, truth > 0).sum(1)
+    iou = np.where(union > 0, np.logical_and(hard, truth > 0).sum(1) / np.maximum(union, 1), 1.0)
+    p = predicted - predicted.mean(1, keepdims=True)
+    t = truth - truth.mean(1, keepdims=True)
+    denominator = np.sqrt((p * p).sum(1) * (t * t).sum(1))
+    correlation = np.where(denominator > 0, (p * t).sum(1) / np.maximum(denominator, 1e-12), 0.0)
+    return {"iou": float(iou.mean()), "correlation": float(correlation.mean()), "mean": float(predicted.mean())}
+
+
+def psnr(predicted, truth, data_range: float = 2.0) -> float:
+    """Mean per-image PSNR in dB of images [N, ...] against the truth (default range: [-1, 1] images)."""
+    predicted, truth = np.asarray(predicted, np.float64), np.asarray(truth, np.float64)
+    mse = np.mean(np.square(predicted - truth).reshape(len(predicted), -1), axis=1)
+    return float(np.mean(10.0 * np.log10(data_range**2 / np.maximum(mse, 1e-12))))

@@ -44,6 +44,10 @@ class FactorizedLandmarkModel(keras.Model):
         covariance: "fitted" or "fixed" (fixed_covariance * I).
         fixed_covariance: diagonal of the fixed covariance.
         low_res_mask: MaskNet predicts at S/4 and upsamples (release option for KTH).
+        spectral_norm: "release" (PyTorch's semantics) or "keras" for the SPADE blocks (see `spade.py`).
+        mask_bias: initial bias of MaskNet's output logit; None keeps the release's 0.1 (mask about 0.5), a
+            negative value starts with most of each image given to the background (a deviation, see README).
+        subnetworks: {network: preset} taking single sub-networks' widths from another preset.
 
     Call: `model({"pose": P, "appearance": Q}, training=...)` returns a dict with
     "reconstruction", "foreground" [B, S, S, 3], and for the variants that have
@@ -61,6 +65,9 @@ class FactorizedLandmarkModel(keras.Model):
         covariance: str = "fitted",
         fixed_covariance: float = 0.08,
         low_res_mask: bool = False,
+        spectral_norm: str = "release",
+        mask_bias: float | None = None,
+        subnetworks: dict | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -72,15 +79,19 @@ class FactorizedLandmarkModel(keras.Model):
         self.preset, self.variant = preset, variant
         self.covariance, self.fixed_covariance = covariance, fixed_covariance
         self.low_res_mask = low_res_mask
-        widths = architecture(preset, num_landmarks, low_res_mask)
+        self.spectral_norm, self.mask_bias = spectral_norm, mask_bias
+        self.subnetworks = dict(subnetworks or {})
+        widths = architecture(preset, num_landmarks, low_res_mask, self.subnetworks)
         dtype = self.dtype_policy
         self.pose_encoder = UNet(**widths["pose"], dtype=dtype, name="pose_encoder")
         self.appearance_encoder = UNet(**widths["appearance"], dtype=dtype, name="appearance_encoder")
-        self.decoder = SPADEGenerator(**widths["decoder"], dtype=dtype, name="foreground_decoder")
+        self.decoder = SPADEGenerator(**widths["decoder"], spectral_norm=spectral_norm, dtype=dtype,
+                                      name="foreground_decoder")
         if variant != "baseline":
             self.background_net = UNet(**widths["background"], dtype=dtype, name="background_net")
         if variant == "full":
-            self.mask_net = UNet(**widths["mask"], dtype=dtype, name="mask_net")
+            head_bias = None if mask_bias is None else keras.initializers.Constant(mask_bias)
+            self.mask_net = UNet(**widths["mask"], head_bias_initializer=head_bias, dtype=dtype, name="mask_net")
 
     def detect(self, images):
         """Landmarks of `images` [B, S, S, 3] in [-1, 1] (eq. 3 and the Gaussian fit).
@@ -161,6 +172,9 @@ class FactorizedLandmarkModel(keras.Model):
             "covariance": self.covariance,
             "fixed_covariance": self.fixed_covariance,
             "low_res_mask": self.low_res_mask,
+            "spectral_norm": self.spectral_norm,
+            "mask_bias": self.mask_bias,
+            "subnetworks": self.subnetworks,
         }
 
 
@@ -174,6 +188,9 @@ def build_model(model_config, image_size: int, precision: str = "float32") -> Fa
         covariance=model_config.covariance,
         fixed_covariance=model_config.fixed_covariance,
         low_res_mask=model_config.low_res_mask,
+        spectral_norm=model_config.spectral_norm,
+        mask_bias=model_config.mask_bias,
+        subnetworks=model_config.subnetworks,
         dtype=precision,
     )
     return model.build_all()

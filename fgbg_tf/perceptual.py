@@ -48,6 +48,7 @@ CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
 
 # relu1_2, relu2_2, relu3_2, relu4_2: Keras convs carry their ReLU, so these conv outputs are those activations.
 FEATURE_LAYERS = ("block1_conv2", "block2_conv2", "block3_conv2", "block4_conv2")
+LAYER_NAMES = ("relu1_2", "relu2_2", "relu3_2", "relu4_2")
 
 # VGG19 convolutional part: (block, number of 3x3 convs, filters); every block ends with a 2x2 max pool.
 _VGG19_BLOCKS = ((1, 2, 64), (2, 2, 128), (3, 4, 256), (4, 4, 512), (5, 4, 512))
@@ -480,7 +481,8 @@ class PerceptualLoss:
         feature_scale: multiplies VGG feature differences before the MSE; the default 1/127.5 puts the
             Caffe-convention features on the scale of the release's [-1, 1]-input VGG (1.0: raw Keras features).
     Call: `(reconstruction, target)`, both [B, H, W, 3] RGB in [-1, 1], H and W multiples of 8 ->
-        {"perceptual", "pixel", "total"}: float32 [B]. The target gets no gradient. Per-example values let a
+        {"perceptual", "pixel", "total", and each weighted layer term "relu1_2" .. "relu4_2" whose weight is not
+        0}: float32 [B]. The target gets no gradient. Per-example values let a
         distributed train step divide by the global batch size.
     Example: `loss = PerceptualLoss(scale=5.0)(recon, target)["total"]`.
     """
@@ -512,16 +514,18 @@ class PerceptualLoss:
             raise ValueError(f"reconstruction {reconstruction.shape} and target {target.shape} differ in shape")
         pixel = tf.reduce_mean(tf.square(reconstruction - target), axis=[1, 2, 3])
         perceptual = tf.zeros_like(pixel)
+        layers = {}
         if self.features is not None:
             # Two passes rather than one on the concatenation: the target pass then needs no backward at all.
             recon_features = self.features(to_caffe_input(reconstruction), training=False)
             target_features = self.features(to_caffe_input(target), training=False)
-            for weight, rec, tgt in zip(self.layer_weights, recon_features, target_features):
+            for name, weight, rec, tgt in zip(LAYER_NAMES, self.layer_weights, recon_features, target_features):
                 if weight:
                     diff = (tf.cast(rec, tf.float32) - tf.cast(tgt, tf.float32)) * self.feature_scale
-                    perceptual += weight * tf.reduce_mean(tf.square(diff), axis=[1, 2, 3])
+                    layers[name] = weight * tf.reduce_mean(tf.square(diff), axis=[1, 2, 3])
+                    perceptual += layers[name]
         total = self.scale * (perceptual + self.pixel_weight * pixel)
-        return {"perceptual": perceptual, "pixel": pixel, "total": total}
+        return {"perceptual": perceptual, "pixel": pixel, "total": total, **layers}
 
     def get_config(self):
         """Constructor arguments; `PerceptualLoss(**loss.get_config())` rebuilds the loss."""

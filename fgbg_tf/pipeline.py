@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from fgbg_tf.color_jitter import color_jitter
 from fgbg_tf.config import Config
-from fgbg_tf.data.base import LandmarkDataset, element_seed
+from fgbg_tf.data.base import LandmarkDataset, Shard, element_seed
 from fgbg_tf.tps import random_tps_warp
 
 _JITTER_SALT, _TPS_SALT = 11, 12
@@ -79,8 +79,22 @@ def make_views(element: dict, config: Config) -> dict:
     }
 
 
-def training_batches(dataset: LandmarkDataset, config: Config, global_batch_size: int, start_step: int = 0):
-    """Endless batches of views for the steps from `start_step` on."""
+def training_batches(
+    dataset: LandmarkDataset,
+    config: Config,
+    global_batch_size: int,
+    start_step: int = 0,
+    input_context: tf.distribute.InputContext | None = None,
+):
+    """Endless batches of views for the steps from `start_step` on.
+
+    Without `input_context`, batches of `global_batch_size`. With one (from
+    `strategy.distribute_datasets_from_function`), this input pipeline's share:
+    per-replica batches of its local replicas, in replica order, step after step.
+    Replica r of the cluster gets examples [r * b, (r + 1) * b) of each global
+    batch (b per replica), the same examples a one-replica run puts at those
+    places, so every replica count trains on the same global batches.
+    """
     if dataset.image_size != config.data.image_size:
         raise ValueError(f"dataset image size {dataset.image_size} != data.image_size {config.data.image_size}")
     if config.data.pose_perturbation != "tps" and not dataset.is_video:
@@ -89,10 +103,21 @@ def training_batches(dataset: LandmarkDataset, config: Config, global_batch_size
             f"not {config.data.pose_perturbation!r}"
         )
     copies = 2 if config.data.pose_perturbation == "both" else 1
-    if global_batch_size % copies:
-        raise ValueError("with pose_perturbation 'both' the global batch size must be even")
-    start = start_step * global_batch_size // copies
-    views = dataset.train_pairs(config.train.seed, start).map(
+    replicas = input_context.num_replicas_in_sync if input_context else 1
+    pipelines = input_context.num_input_pipelines if input_context else 1
+    pipeline = input_context.input_pipeline_id if input_context else 0
+    if global_batch_size % replicas or (global_batch_size // replicas) % copies:
+        raise ValueError(
+            f"the global batch of {global_batch_size} must split into {replicas} equal replica batches"
+            + (" of an even size (pose_perturbation 'both' makes two examples of each frame)" if copies > 1 else "")
+        )
+    batch_size = global_batch_size // replicas
+    per_step = global_batch_size // copies  # frames of one global step
+    shard = None
+    if pipelines > 1:
+        count = per_step // pipelines
+        shard = Shard(period=per_step, first=pipeline * count, count=count)
+    views = dataset.train_pairs(config.train.seed, start_step * per_step, shard).map(
         lambda e: make_views(e, config), num_parallel_calls=tf.data.AUTOTUNE
     )
-    return views.unbatch().batch(global_batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    return views.unbatch().batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)

@@ -16,12 +16,26 @@ from __future__ import annotations
 PRESETS = ("paper", "release", "small")
 
 
-def architecture(preset: str, num_landmarks: int, low_res_mask: bool = False) -> dict:
+NETWORKS = ("pose", "appearance", "decoder", "mask", "background")
+
+
+def architecture(preset: str, num_landmarks: int, low_res_mask: bool = False, subnetworks: dict | None = None) -> dict:
     """Returns {network: keyword arguments} for the sub-networks of `FactorizedLandmarkModel`.
 
     The appearance encoder's width follows the release's rule f = 2 x its input
     channels (K part maps + the pose encoder's stem features); `small` halves it.
+    `subnetworks` ({network: preset}) takes single networks from another preset,
+    e.g. {"mask": "release", "background": "release"} on `small`.
     """
+    widths = _architecture(preset, num_landmarks, low_res_mask)
+    for network, other in (subnetworks or {}).items():
+        if network not in NETWORKS:
+            raise ValueError(f"subnetworks: unknown network {network!r}; known: {list(NETWORKS)}")
+        widths[network] = _architecture(other, num_landmarks, low_res_mask)[network]
+    return widths
+
+
+def _architecture(preset: str, num_landmarks: int, low_res_mask: bool) -> dict:
     k = num_landmarks
     if preset == "release":
         pose = dict(stem_channels=(6, 12), encoder_channels=(24, 48, 96, 192), decoder_channels=(512, 256, 128, k))

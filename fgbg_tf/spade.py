@@ -12,7 +12,12 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from fgbg_tf.spectral_norm import SpectralConv2D
 from fgbg_tf.unet import conv_initializers, instance_norm
+
+# "release": PyTorch's spectral_norm semantics (spectral_norm.py); "keras": keras.layers.SpectralNormalization,
+# which renormalises the stored kernel in place and passes no gradient through sigma.
+SPECTRAL_NORMS = ("release", "keras")
 
 
 def resize_bilinear(x: tf.Tensor, height: int, width: int) -> tf.Tensor:
@@ -65,18 +70,24 @@ class SPADEResBlock(keras.layers.Layer):
         filters_in: input channels.
         filters_out: output channels.
         hidden: SPADE hidden width.
+        spectral_norm: "release" (PyTorch semantics) or "keras" (see `SPECTRAL_NORMS`).
 
     Shapes: x [B, H, W, filters_in], seg [B, h, w, K] -> [B, H, W, filters_out].
     Example: `SPADEResBlock(256, 128)(x, heatmaps, training=True)`.
     """
 
-    def __init__(self, filters_in: int, filters_out: int, hidden: int = 128, **kwargs):
+    def __init__(self, filters_in: int, filters_out: int, hidden: int = 128, spectral_norm: str = "release", **kwargs):
         super().__init__(**kwargs)
+        if spectral_norm not in SPECTRAL_NORMS:
+            raise ValueError(f"spectral_norm must be one of {SPECTRAL_NORMS}, got {spectral_norm!r}")
         self.filters_in, self.filters_out, self.hidden = filters_in, filters_out, hidden
+        self.spectral_norm = spectral_norm
         middle = min(filters_in, filters_out)
         dtype = self.dtype_policy
 
         def spectral_conv(filters, kernel_size, use_bias=True):
+            if spectral_norm == "release":
+                return SpectralConv2D(filters, kernel_size, use_bias=use_bias, dtype=dtype)
             conv = keras.layers.Conv2D(
                 filters, kernel_size, padding="same", use_bias=use_bias, dtype=dtype, **conv_initializers()
             )
@@ -105,6 +116,7 @@ class SPADEResBlock(keras.layers.Layer):
             "filters_in": self.filters_in,
             "filters_out": self.filters_out,
             "hidden": self.hidden,
+            "spectral_norm": self.spectral_norm,
         }
 
 
@@ -116,22 +128,25 @@ class SPADEGenerator(keras.layers.Layer):
         channels: width of the low-resolution blocks (fc, head, two middle blocks).
         up_channels: widths of the three upsampling blocks (1/8 -> 1/4 -> 1/2 -> 1).
         hidden: SPADE hidden width.
+        spectral_norm: "release" (PyTorch semantics) or "keras" (see `SPECTRAL_NORMS`).
 
     Shapes: heatmaps [B, S, S, K], appearance [B, S, S, C] -> [B, S, S, 3] (no tanh: unbounded, as released).
     Example: `SPADEGenerator(256, (128, 64, 32))(heatmaps, appearance_map, training=True)`.
     """
 
-    def __init__(self, channels: int = 256, up_channels=(128, 64, 32), hidden: int = 128, **kwargs):
+    def __init__(self, channels: int = 256, up_channels=(128, 64, 32), hidden: int = 128, spectral_norm: str = "release",
+                 **kwargs):
         super().__init__(**kwargs)
         self.channels, self.up_channels, self.hidden = channels, tuple(up_channels), hidden
+        self.spectral_norm = spectral_norm
         if len(self.up_channels) != 3:
             raise ValueError(f"up_channels must have 3 widths (1/8 -> 1), got {up_channels}")
         dtype = self.dtype_policy
         self.fc = keras.layers.Conv2D(channels, 3, padding="same", dtype=dtype, **conv_initializers())
-        self.head = SPADEResBlock(channels, channels, hidden, dtype=dtype)
-        self.middle = [SPADEResBlock(channels, channels, hidden, dtype=dtype) for _ in range(2)]
+        self.head = SPADEResBlock(channels, channels, hidden, spectral_norm, dtype=dtype)
+        self.middle = [SPADEResBlock(channels, channels, hidden, spectral_norm, dtype=dtype) for _ in range(2)]
         widths = (channels,) + self.up_channels
-        self.ups = [SPADEResBlock(a, b, hidden, dtype=dtype) for a, b in zip(widths[:-1], widths[1:])]
+        self.ups = [SPADEResBlock(a, b, hidden, spectral_norm, dtype=dtype) for a, b in zip(widths[:-1], widths[1:])]
         self.to_rgb = keras.layers.Conv2D(3, 3, padding="same", dtype=dtype, **conv_initializers())
 
     def call(self, heatmaps, appearance, training=False):
@@ -154,4 +169,5 @@ class SPADEGenerator(keras.layers.Layer):
             "channels": self.channels,
             "up_channels": self.up_channels,
             "hidden": self.hidden,
+            "spectral_norm": self.spectral_norm,
         }

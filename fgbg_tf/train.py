@@ -9,9 +9,13 @@ paper's Figure 6 image grid).
 from __future__ import annotations
 
 import argparse
+import collections
 import logging
 import os
+import shutil
+import signal
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,7 +27,8 @@ import yaml
 from fgbg_tf.checkpoints import variables_checkpoint
 from fgbg_tf.config import DATASET_NAMES, Config, ConfigError, config_from_dict, load_config
 from fgbg_tf.data import DatasetError, get_dataset
-from fgbg_tf.distribute import STRATEGIES, make_strategy
+from fgbg_tf.evaluate import factorisation_report
+from fgbg_tf.distribute import STRATEGIES, make_strategy, resolve_precision
 from fgbg_tf.model import build_model
 from fgbg_tf.perceptual import PerceptualLoss
 from fgbg_tf.pipeline import training_batches
@@ -32,62 +37,124 @@ from fgbg_tf.summaries import figure6_grid
 logger = logging.getLogger("fgbg_tf.train")
 
 
-def build_loss(config: Config) -> PerceptualLoss:
-    """The reconstruction loss a config describes, computed in the run's precision."""
+def build_loss(config: Config, precision: str | None = None) -> PerceptualLoss:
+    """The reconstruction loss a config describes, computed in `precision` (default: the run's, resolved)."""
     return PerceptualLoss(
         layer_weights=config.loss.layer_weights,
         pixel_weight=config.loss.pixel_weight,
         scale=config.loss.scale,
         feature_scale=config.loss.feature_scale,
         weights=config.loss.vgg_weights,
-        dtype=config.train.precision,
+        dtype=precision or resolve_precision(config.train.precision),
     )
 
 
-def worker_folder(output_dir: Path, strategy) -> Path:
-    """Where this worker writes: the output folder for the chief, a scratch folder for other workers.
-
-    MultiWorkerMirroredStrategy needs every worker to save checkpoints (saving is a
-    collective operation), but only the chief's copy is the run's.
-    """
+def is_chief(strategy) -> bool:
+    """Whether this process writes the run folder: always, except on the non-chief workers of a cluster."""
     resolver = strategy.cluster_resolver
     if resolver is None or resolver.task_type in (None, "chief"):
-        return output_dir
+        return True
     cluster = resolver.cluster_spec().as_dict()
-    if resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in cluster:
-        return output_dir
-    return output_dir / f".{resolver.task_type}-{resolver.task_id}"
+    return resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in cluster
 
 
-def make_train_step(model, loss_fn, optimizer, strategy, config: Config, global_batch_size: int):
-    """Returns a tf.function running one distributed optimisation step on a distributed batch."""
+class ClusterError(RuntimeError):
+    """A peer of a multi-worker run stopped answering; the run stopped instead of waiting for it."""
+
+
+# Sub-networks whose gradient norms are logged (attribute of FactorizedLandmarkModel -> TensorBoard name).
+SUBNETWORKS = {
+    "pose_encoder": "pose_encoder",
+    "appearance_encoder": "appearance_encoder",
+    "decoder": "foreground_decoder",
+    "mask_net": "mask_net",
+    "background_net": "background_net",
+}
+
+
+def make_train_step(model, loss_fn, optimizer, strategy, config: Config, global_batch_size: int, step=None):
+    """Returns a tf.function running one distributed optimisation step on a distributed batch.
+
+    The returned dict holds the global batch's loss terms (sums over replicas) and
+    the training instruments (`instruments`, averaged over replicas). With `step`, the
+    counter is advanced in the same graph call as the update, so an interrupt can
+    never separate the two (a checkpoint's step always matches its weights).
+    """
+    replicas = strategy.num_replicas_in_sync
     # PyTorch's Adam(weight_decay=wd) adds wd * w to the gradient (coupled L2), unlike
     # Keras' decoupled `weight_decay`. Gradients are summed over replicas, so each adds its share.
-    decay = config.train.weight_decay / strategy.num_replicas_in_sync
+    decay = config.train.weight_decay / replicas
+    clip = config.train.clip_grad_norm
+    warmup = config.train.background_warmup_steps
+    if warmup and step is None:
+        raise ValueError("train.background_warmup_steps needs the step counter")
+    position = {id(v): i for i, v in enumerate(model.trainable_variables)}
+    groups = {name: [position[id(v)] for v in getattr(model, attr).trainable_variables]
+              for attr, name in SUBNETWORKS.items() if hasattr(model, attr)}
 
     def replica_step(batch):
         with tf.GradientTape() as tape:
             outputs = model({"pose": batch["pose"], "appearance": batch["appearance"]}, training=True)
-            losses = loss_fn(outputs["reconstruction"], batch["target"])
+            reconstruction = outputs["reconstruction"]
+            if warmup and "background" in outputs:
+                # The warm-up's reconstruction is the foreground alone; MaskNet and BGNet get no gradient yet.
+                reconstruction = tf.cond(step < warmup, lambda: outputs["foreground"], lambda: reconstruction)
+            losses = loss_fn(reconstruction, batch["target"])
             # Per-example losses over the global batch, so replicas add up to the batch mean.
             weight = batch["weight"] / global_batch_size
             loss = tf.reduce_sum(losses["total"] * weight)
         variables = model.trainable_variables
         gradients = tape.gradient(loss, variables)
+        if clip and replicas > 1:
+            # Clip the global batch's gradient, as the release's clip_grad_norm_ does on one GPU: the
+            # replicas' sum, not each replica's share (Keras' global_clipnorm clips before the all-reduce).
+            gradients = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, gradients)
+        # Norms of the global gradient when clipping (or on one replica), else of this replica's share.
+        instruments = training_instruments(outputs)
+        for name, indices in groups.items():
+            instruments[f"grad_norm/{name}"] = tf.linalg.global_norm([gradients[i] for i in indices])
+        if clip:
+            gradients, _ = tf.clip_by_global_norm(gradients, clip)
+            if replicas > 1:
+                gradients = [g / replicas for g in gradients]  # optimizer.apply sums the replicas' gradients again
+        terms = {k: tf.reduce_sum(v * weight) for k, v in losses.items()}
         gradients = [g + decay * v for g, v in zip(gradients, variables)]
         optimizer.apply(gradients, variables)
-        return {
-            "loss": loss,
-            "perceptual": tf.reduce_sum(losses["perceptual"] * weight),
-            "pixel": tf.reduce_sum(losses["pixel"] * weight),
-        }
+        return terms, instruments
 
     @tf.function
     def train_step(batch):
-        per_replica = strategy.run(replica_step, args=(batch,))
-        return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
+        terms, instruments = strategy.run(replica_step, args=(batch,))
+        results = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in terms.items()}
+        results["loss"] = results.pop("total")
+        results.update({k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None) for k, v in instruments.items()})
+        if step is not None:
+            step.assign_add(1)
+        return results
 
     return train_step
+
+
+def training_instruments(outputs: dict) -> dict:
+    """What shows whether the factorisation is learning (issue: a template mask has no spread).
+
+    mask/mean and mask/spread (per-pixel standard deviation across the batch, averaged
+    over pixels: 0 for one template shared by every image), mask/background_share
+    mean(1 - M), landmarks/spread (standard deviation of each landmark's mean across
+    the batch, averaged over landmarks, in [-1, 1] units) and landmarks/covariance_det.
+    """
+    mean = outputs["mean"]
+    cov = outputs["covariance"]
+    values = {
+        "landmarks/spread": tf.reduce_mean(tf.math.reduce_std(mean, axis=0)),
+        "landmarks/covariance_det": tf.reduce_mean(tf.linalg.det(cov)),
+    }
+    if "mask" in outputs:
+        mask = outputs["mask"]
+        values["mask/mean"] = tf.reduce_mean(mask)
+        values["mask/spread"] = tf.reduce_mean(tf.math.reduce_std(mask, axis=0))
+        values["mask/background_share"] = 1.0 - values["mask/mean"]
+    return values
 
 
 class SkippedFrames:
@@ -143,74 +210,141 @@ def prepare_output(output_dir: Path, config: Config) -> Config:
 def train(config: Config, output_dir: str | Path, strategy=None, progress: bool = True) -> list[dict]:
     """Trains until `config.train.max_steps`, resuming from the output folder's checkpoint.
 
+    Works under every strategy `distribute.make_strategy` offers. Only the chief
+    writes the run folder (config.yaml, checkpoints, logs); the other workers of a
+    cluster save their (collective) checkpoints to a temporary folder they delete.
     Returns the per-step losses of this call (for tests and scripts).
     """
     strategy = strategy or tf.distribute.get_strategy()
-    output_dir = worker_folder(Path(output_dir), strategy)
-    prepare_output(output_dir, config)
+    output_dir = Path(output_dir)
+    chief = is_chief(strategy)
+    cluster = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+    if chief:
+        prepare_output(output_dir, config)
     global_batch_size = config.train.batch_size * strategy.num_replicas_in_sync
     dataset = get_dataset(config.data)
+    precision = resolve_precision(config.train.precision)
     # Same seed, same initial weights and data: runs are reproducible and resumable from any checkpoint.
     keras.utils.set_random_seed(config.train.seed)
 
     with strategy.scope():
-        model = build_model(config.model, config.data.image_size, config.train.precision)
+        model = build_model(config.model, config.data.image_size, precision)
         optimizer = keras.optimizers.Adam(config.train.learning_rate, epsilon=config.train.adam_epsilon)
         optimizer.build(model.trainable_variables)
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-    loss_fn = build_loss(config)
+    loss_fn = build_loss(config, precision)
+    # The data stream's position is step x global batch, so a run resumes only with the global batch it had.
+    trained_batch = tf.Variable(global_batch_size, dtype=tf.int64, trainable=False, name="global_batch_size")
     checkpoint = tf.train.Checkpoint(
-        model=variables_checkpoint(model.variables), optimizer=variables_checkpoint(optimizer.variables), step=step
+        model=variables_checkpoint(model.variables), optimizer=variables_checkpoint(optimizer.variables), step=step,
+        global_batch_size=trained_batch,
     )
-    manager = tf.train.CheckpointManager(checkpoint, output_dir / "checkpoints", config.train.keep_checkpoints)
-    if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_consumed()
-        logger.info("resumed from %s at step %d", manager.latest_checkpoint, int(step))
+    run_checkpoints = output_dir / "checkpoints"
+    scratch = None if chief else Path(tempfile.mkdtemp(prefix="fgbg_tf-worker-"))
+    manager = tf.train.CheckpointManager(checkpoint, scratch or run_checkpoints, config.train.keep_checkpoints)
+    latest = tf.train.latest_checkpoint(str(run_checkpoints))
+    if latest:
+        checkpoint.restore(latest).assert_consumed()
+        if int(trained_batch.numpy()) != global_batch_size:
+            raise ConfigError(
+                f"{latest} was trained with a global batch of {int(trained_batch.numpy())} images per step; this "
+                f"run's is {global_batch_size} ({strategy.num_replicas_in_sync} replica(s) x train.batch_size "
+                f"{config.train.batch_size}). Resume with replicas x train.batch_size = {int(trained_batch.numpy())}, "
+                "or start a new --output folder"
+            )
+        logger.info("resumed from %s at step %d", latest, int(step.numpy()))
 
-    start = int(step)
-    batches = training_batches(dataset, config, global_batch_size, start_step=start)
+    start = int(step.numpy())
+    batches = strategy.distribute_datasets_from_function(
+        lambda context: training_batches(dataset, config, global_batch_size, start_step=start, input_context=context)
+    )
     preview = next(iter(training_batches(dataset, config, min(4, global_batch_size))))
-    train_step = make_train_step(model, loss_fn, optimizer, strategy, config, global_batch_size)
-    writer = tf.summary.create_file_writer(str(output_dir / "logs"))
+    # Datasets that know their masks and backgrounds (synthetic) are scored on a fixed probe at every log step.
+    probe = None
+    if chief and hasattr(dataset, "factorisation_split") and config.model.variant != "baseline":
+        arrays = dataset.factorisation_split("train")
+        picks = np.random.default_rng(0).choice(len(arrays["image"]), min(32, len(arrays["image"])), replace=False)
+        probe = {k: v[np.sort(picks)] for k, v in arrays.items()}
+    train_step = make_train_step(model, loss_fn, optimizer, strategy, config, global_batch_size, step)
+    writer = tf.summary.create_file_writer(str(output_dir / "logs")) if chief else tf.summary.create_noop_writer()
     skipped = SkippedFrames(dataset.num_train_items)
-    bar = keras.utils.Progbar(config.train.max_steps, stateful_metrics=["loss", "img/s"]) if progress else None
+    bar = keras.utils.Progbar(config.train.max_steps, stateful_metrics=["loss", "img/s"]) if progress and chief else None
+    logger.info(
+        "training %s: steps %d -> %d, %d replica(s) x %d images, %s, output %s",
+        config.data.name, start, config.train.max_steps, strategy.num_replicas_in_sync, config.train.batch_size,
+        precision, output_dir,
+    )
     history = []
-    last_saved = start
-    started = time.perf_counter()
+    last_saved = current = start
+    healthy = True
+    window = collections.deque(maxlen=config.train.log_every + 1)
+    window.append((start, time.perf_counter()))
 
     try:
-        for batch in strategy.experimental_distribute_dataset(batches):
-            if int(step) >= config.train.max_steps:
+        for batch in batches:
+            if current >= config.train.max_steps:
                 break
-            losses = {k: float(v) for k, v in train_step(batch).items()}
-            if not np.isfinite(losses["loss"]):
+            try:
+                results = {k: float(v) for k, v in train_step(batch).items()}
+            except _PEER_ERRORS as error:
+                if not cluster:
+                    raise
+                healthy = False
+                raise ClusterError(
+                    f"a worker of the cluster stopped answering at step {current + 1} ({type(error).__name__}: "
+                    f"{str(error).splitlines()[0] if str(error) else ''}); the last checkpoint is in {run_checkpoints}. "
+                    "Restart every worker with the same command to resume."
+                ) from None
+            current = int(step.numpy())
+            if not np.isfinite(results["loss"]):
+                healthy = False
                 raise FloatingPointError(
-                    f"loss is {losses['loss']} at step {int(step) + 1}; the last checkpoint is intact in {output_dir}"
+                    f"loss is {results['loss']} at step {current}; nothing was saved after it, "
+                    f"the last checkpoint ({last_saved and f'step {last_saved}' or 'none'}) is intact in {run_checkpoints}"
                 )
-            step.assign_add(1)
-            current = int(step)
             skipped.add(batch)
-            history.append(losses)
-            images_per_second = global_batch_size * (current - start) / (time.perf_counter() - started)
+            history.append(results)
+            window.append((current, time.perf_counter()))
+            # The recent rate (the last log_every steps), not an average that includes tracing.
+            (first_step, first_time), (last_step, last_time) = window[0], window[-1]
+            images_per_second = global_batch_size * (last_step - first_step) / max(last_time - first_time, 1e-9)
             if bar is not None:
-                bar.update(current, [("loss", losses["loss"]), ("img/s", images_per_second)])
+                bar.update(current, [("loss", results["loss"]), ("img/s", images_per_second)])
             if current % config.train.log_every == 0 or current == config.train.max_steps:
                 with writer.as_default(step=current):
-                    for name, value in losses.items():
-                        tf.summary.scalar(f"loss/{name}", value)
+                    for name, value in results.items():
+                        tf.summary.scalar(name if "/" in name else f"loss/{name}", value)
                     tf.summary.scalar("speed/images_per_second", images_per_second)
-            if current % config.train.image_every == 0 or current == config.train.max_steps:
+                    if probe is not None:
+                        for name, value in factorisation_report(model, probe).items():
+                            if name != "frames":
+                                tf.summary.scalar(f"factorisation/{name}", value)
+            if chief and (current % config.train.image_every == 0 or current == config.train.max_steps):
                 write_figure6(writer, model, preview, current)
             if current % config.train.checkpoint_every == 0:
                 manager.save(checkpoint_number=current)
                 last_saved = current
     finally:
-        # Whatever stops the loop (the end, Ctrl-C, an error), keep the work done so far.
-        if int(step) > last_saved:
-            manager.save(checkpoint_number=int(step))
+        # Whatever stops the loop (the end, Ctrl-C, an error), keep the work done so far, unless it is broken
+        # (a non-finite loss) or cannot be saved (a cluster whose peers no longer answer: saving is collective).
+        if healthy and not cluster and current > last_saved:
+            manager.save(checkpoint_number=current)
         skipped.report()
         writer.flush()
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
     return history
+
+
+# What a collective op raises when a peer of a multi-worker run has gone.
+_PEER_ERRORS = (
+    tf.errors.UnavailableError,
+    tf.errors.DeadlineExceededError,
+    tf.errors.AbortedError,
+    tf.errors.CancelledError,
+    tf.errors.InternalError,
+    tf.errors.FailedPreconditionError,
+)
 
 
 def write_figure6(writer, model, batch, step: int) -> None:
@@ -236,6 +370,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="auto: MirroredStrategy over several GPUs, else one device")
     parser.add_argument("--cpu-replicas", type=int, default=0,
                         help="split the CPU into N logical devices and mirror over them (tests multi-replica code)")
+    parser.add_argument("--collective-timeout", type=float, default=300.0, metavar="SECONDS",
+                        help="multiworker: a collective that waits longer for a peer fails the run (default 300)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
 
@@ -248,17 +384,26 @@ def main(argv=None) -> int:
         overrides.append(f"data.data_dir={args.data_dir}")
     if args.max_steps is not None:
         overrides.append(f"train.max_steps={args.max_steps}")
+    # SIGTERM (timeout, Docker, Kubernetes, Slurm) stops the run like Ctrl-C: the finally block saves a checkpoint.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         config = load_config(args.dataset, args.config, overrides)
-        strategy = make_strategy(args.strategy, args.cpu_replicas)
+        strategy = make_strategy(args.strategy, args.cpu_replicas, args.collective_timeout)
         output = args.output or os.path.join("runs", args.dataset)
         history = train(config, output, strategy=strategy, progress=not args.no_progress)
     except (ConfigError, DatasetError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if history:
-        first, last = history[0]["loss"], np.mean([h["loss"] for h in history[-10:]])
-        print(f"trained {len(history)} steps: loss {first:.4f} -> {last:.4f} (mean of the last 10); output in {output}")
+    except (ClusterError, FloatingPointError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 3
+    if history and is_chief(strategy):
+        # Like with like: the mean of the first and of the last few logged steps.
+        count = min(10, max(1, len(history) // 2))
+        first = np.mean([h["loss"] for h in history[:count]])
+        last = np.mean([h["loss"] for h in history[-count:]])
+        print(f"trained {len(history)} steps: loss {first:.4f} -> {last:.4f} (means of the first and last {count}); "
+              f"output in {output}")
     return 0
 
 

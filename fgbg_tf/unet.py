@@ -102,14 +102,16 @@ class UNet(keras.layers.Layer):
         stem_channels: (c1, c2) widths of the two stem convolutions.
         encoder_channels: widths of the downsampling blocks (one per halving).
         decoder_channels: widths of the upsampling blocks, then the output width.
+        head_bias_initializer: initializer of the output conv's bias (default: the release's 0.1).
 
     Shapes: [B, H, W, C] -> ([B, H * 2^(u - d), W * 2^(u - d), out], [B, H/2, W/2, encoder_channels[0]])
     with d downsamplings and u = len(decoder_channels) - 1 upsamplings.
     Example: `logits, stem = UNet((6, 12), (24, 48, 96, 192), (512, 256, 128, 30))(images)`.
     """
 
-    def __init__(self, stem_channels, encoder_channels, decoder_channels, **kwargs):
+    def __init__(self, stem_channels, encoder_channels, decoder_channels, head_bias_initializer=None, **kwargs):
         super().__init__(**kwargs)
+        self.head_bias_initializer = keras.initializers.get(head_bias_initializer) if head_bias_initializer else None
         self.stem_channels = tuple(stem_channels)
         self.encoder_channels = tuple(encoder_channels)
         self.decoder_channels = tuple(decoder_channels)
@@ -129,7 +131,10 @@ class UNet(keras.layers.Layer):
         self.up = [
             [ConvNormReLU(c, 3, dtype=dtype), ConvNormReLU(c, 3, dtype=dtype)] for c in self.decoder_channels[:-1]
         ]
-        self.head = keras.layers.Conv2D(self.decoder_channels[-1], 1, dtype=dtype, **conv_initializers())
+        init = conv_initializers()
+        if self.head_bias_initializer is not None:
+            init["bias_initializer"] = self.head_bias_initializer
+        self.head = keras.layers.Conv2D(self.decoder_channels[-1], 1, dtype=dtype, **init)
 
     def call(self, x):
         for layer in self.stem:
@@ -150,4 +155,7 @@ class UNet(keras.layers.Layer):
             "stem_channels": self.stem_channels,
             "encoder_channels": self.encoder_channels,
             "decoder_channels": self.decoder_channels,
+            "head_bias_initializer": (
+                keras.initializers.serialize(self.head_bias_initializer) if self.head_bias_initializer else None
+            ),
         }

@@ -67,3 +67,21 @@ def test_to_dict_round_trips():
 
     config = load_config("h36m", overrides=["train.batch_size=4"])
     assert config_from_dict(config.to_dict()) == config
+
+
+def test_numbers_typed_as_yaml_strings_are_accepted():
+    # YAML 1.1 reads 1e-4 (no dot) as a string; a person means the number.
+    config = load_config("synthetic", overrides=["train.learning_rate=1e-4", "train.clip_grad_norm=1e0"])
+    assert config.train.learning_rate == 1e-4 and config.train.clip_grad_norm == 1.0
+    with pytest.raises(ConfigError, match="train.learning_rate must be a number"):
+        load_config("synthetic", overrides=["train.learning_rate=fast"])
+
+
+def test_auto_precision_follows_the_hardware(monkeypatch):
+    from fgbg_tf import distribute
+
+    monkeypatch.setattr(distribute, "cpu_has_amx", lambda: True)
+    assert distribute.resolve_precision("auto") == "mixed_bfloat16"
+    monkeypatch.setattr(distribute, "cpu_has_amx", lambda: False)
+    assert distribute.resolve_precision("auto") == "float32"
+    assert distribute.resolve_precision("mixed_bfloat16") == "mixed_bfloat16"

@@ -86,3 +86,22 @@ def test_containment_curve_sorts_frame_means_ascending():
     order, values = metrics.containment_curve(containment)
     assert order.tolist() == [1, 2, 0]
     np.testing.assert_allclose(values, [0.1, 0.2, 0.4])
+
+
+def test_mask_agreement_by_hand():
+    truth = np.zeros((2, 4, 4), np.uint8)
+    truth[:, :2, :2] = 1  # 4 of 16 pixels
+    predicted = np.zeros((2, 4, 4))
+    predicted[0, :2, :2] = 0.9  # frame 0: exactly the figure
+    predicted[1, :2, :] = 0.6  # frame 1: the top half, 8 pixels, 4 of them the figure
+    result = metrics.mask_agreement(predicted, truth)
+    assert result["iou"] == pytest.approx((1.0 + 4 / 8) / 2)
+    # Frame 0 is a scaled copy of the truth (r = 1); frame 1: r = cov / (sd_p sd_t) by hand = 0.5773.
+    assert result["correlation"] == pytest.approx((1.0 + 1 / np.sqrt(3)) / 2)
+    assert result["mean"] == pytest.approx((4 * 0.9 + 8 * 0.6) / 32)
+
+
+def test_psnr_of_a_known_error():
+    truth = np.zeros((1, 4, 4, 3))
+    # MSE 0.04 on [-1, 1] images: 10 log10(4 / 0.04) = 20 dB.
+    assert metrics.psnr(truth + 0.2, truth) == pytest.approx(20.0)

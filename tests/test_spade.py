@@ -30,19 +30,25 @@ def test_spade_modulation_follows_the_segmentation_map():
     np.testing.assert_allclose(out_a[0, :, 6:], out_b[0, :, 6:], atol=1e-6)
 
 
-def test_resblock_shortcuts_and_spectral_norm():
-    same = SPADEResBlock(8, 8, hidden=4)
-    changed = SPADEResBlock(8, 4, hidden=4)
+@pytest.mark.parametrize("spectral_norm", ["release", "keras"])
+def test_resblock_shortcuts_and_spectral_norm(spectral_norm):
+    same = SPADEResBlock(8, 8, hidden=4, spectral_norm=spectral_norm)
+    changed = SPADEResBlock(8, 4, hidden=4, spectral_norm=spectral_norm)
     x, seg = tf.random.normal([2, 8, 8, 8]), tf.random.uniform([2, 8, 8, 3])
     assert same(x, seg).shape == (2, 8, 8, 8)
     assert changed(x, seg).shape == (2, 8, 8, 4)
     assert not same.learned_shortcut and changed.learned_shortcut
-    assert changed.conv_s.layer.bias is None
     for _ in range(30):
         changed(x, seg, training=True)
-    kernel = changed.conv_0.layer.kernel.numpy()
+    if spectral_norm == "keras":  # the wrapper overwrites its kernel with kernel / sigma
+        assert changed.conv_s.layer.bias is None
+        kernel = changed.conv_0.layer.kernel.numpy()
+    else:  # the free weight stays; every call uses kernel / sigma
+        assert changed.conv_s.bias is None
+        kernel = changed.conv_0.kernel.numpy() / float(changed.conv_0.sigma())
     sigma = np.linalg.svd(kernel.reshape(-1, kernel.shape[-1]), compute_uv=False)[0]
     assert sigma == pytest.approx(1.0, abs=0.05)
+    assert SPADEResBlock.from_config(changed.get_config()).spectral_norm == spectral_norm
 
 
 @pytest.mark.parametrize("size", [32, 64])

@@ -12,7 +12,7 @@ from fgbg_tf.train import main, make_train_step, prepare_output, train
 
 
 def one_step(config, strategy, weights, batch, optimizer=keras.optimizers.Adam):
-    """Runs one step from the given weights; returns (losses, new weights)."""
+    """Runs one step from the given weights; returns (losses, new trainable weights)."""
     with strategy.scope():
         model = build_model(config.model, config.data.image_size)
         model.set_weights(weights)
@@ -22,30 +22,47 @@ def one_step(config, strategy, weights, batch, optimizer=keras.optimizers.Adam):
     step = make_train_step(model, loss, optimizer, strategy, config, global_batch_size=4)
     dataset = tf.data.Dataset.from_tensors(batch)
     losses = step(next(iter(strategy.experimental_distribute_dataset(dataset))))
-    return {k: float(v) for k, v in losses.items()}, model.get_weights()
+    return {k: float(v) for k, v in losses.items()}, [v.numpy() for v in model.trainable_variables]
 
 
-def test_two_replicas_equal_one_replica_on_the_same_global_batch(tiny_config):
+def trainable_values(model):
+    return [v.numpy() for v in model.trainable_variables]
+
+
+@pytest.mark.parametrize("clip", [None, 0.5])
+def test_two_replicas_equal_one_replica_on_the_same_global_batch(tiny_config, clip):
     # Plain SGD with lr 1: the weight change is exactly the aggregated gradient plus the coupled L2 term,
     # so summing instead of averaging over replicas, or adding the decay once per replica, would show.
-    # (Adam's first step is almost scale-invariant and would hide both.)
+    # (Adam's first step is almost scale-invariant and would hide both.) With clipping, the global gradient
+    # (norm ~100 here) is clipped to 0.5: clipping each replica's half instead would give another update.
     tiny_config.train.learning_rate = 1.0
-    tiny_config.train.weight_decay = 1e-2
-    reference = build_model(tiny_config.model, tiny_config.data.image_size).get_weights()
+    # A decay as large as the gradient: adding it once per replica instead of once would change the update by tens
+    # of percent.
+    decay = tiny_config.train.weight_decay = 1.0
+    tiny_config.train.clip_grad_norm = clip
+    keras.utils.set_random_seed(0)
+    model = build_model(tiny_config.model, tiny_config.data.image_size)
+    weights, reference = model.get_weights(), trainable_values(model)
     rng = np.random.default_rng(0)
     batch = {k: tf.constant(rng.uniform(-1, 1, (4, 32, 32, 3)), tf.float32) for k in ("pose", "appearance", "target")}
     batch["weight"] = tf.ones([4])
     sgd = keras.optimizers.SGD
-    single, single_weights = one_step(tiny_config, tf.distribute.get_strategy(), reference, batch, sgd)
+    single, single_weights = one_step(tiny_config, tf.distribute.get_strategy(), weights, batch, sgd)
     mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    double, double_weights = one_step(tiny_config, mirrored, reference, batch, sgd)
+    double, double_weights = one_step(tiny_config, mirrored, weights, batch, sgd)
     assert double["loss"] == pytest.approx(single["loss"], rel=1e-5)
-    # The wrong aggregations differ by factors of 2 (updates reach ~10; a doubled decay adds 1e-3 to biases);
-    # float32 summation order differs by ~1e-6.
-    largest = max(np.abs(a - before).max() for a, before in zip(single_weights, reference))
-    for a, b, before in zip(single_weights, double_weights, reference):
-        np.testing.assert_allclose(b - before, a - before, rtol=1e-3, atol=1e-5 * largest)
+    # The wrong aggregations differ by factors of 2. A batch of 4 and two of 2 round differently: on AVX2 CPUs the
+    # pose encoder's update differed by up to ~1 % (relative L2) in the release's float32 conv kernels, on AMX CPUs by
+    # ~1e-6; so the whole update is compared, in relative L2.
+    difference = np.sqrt(sum(np.sum(np.square(a - b)) for a, b in zip(single_weights, double_weights)))
+    update = np.sqrt(sum(np.sum(np.square(a - before)) for a, before in zip(single_weights, reference)))
+    assert difference < 0.03 * update
     assert max(np.abs(a - b).max() for a, b in zip(single_weights, reference)) > 1e-3  # the step moved the weights
+    if clip:
+        assert single["grad_norm/pose_encoder"] > 10 * clip  # the clip was active
+        # w' = w - (clipped g + decay w), so the clipped gradient is w - w' - decay w.
+        update = np.sqrt(sum(np.sum(np.square(b - a - decay * b)) for a, b in zip(single_weights, reference)))
+        assert update == pytest.approx(clip, rel=1e-3)  # SGD moved by exactly the clipped gradient (+ decay)
 
 
 def test_zero_weight_examples_do_not_count(tiny_config):

@@ -42,7 +42,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from fgbg_tf.config import DataConfig
-from fgbg_tf.data.base import DatasetError, LandmarkDataset, check_options, element_seed, partner_frame, shuffled_items
+from fgbg_tf.data.base import Shard, DatasetError, LandmarkDataset, check_options, element_seed, partner_frame, shuffled_items
 from fgbg_tf.data.image_files import map_or_invalid, resize_image
 
 OPTIONS = {"tfds_data_dir": None, "camera": "image_aux1"}
@@ -176,7 +176,7 @@ class BAIRDataset(LandmarkDataset):
             "/frame_", tf.strings.as_string(time, width=2, fill="0"),
         ])
 
-    def train_pairs(self, seed: int, start: int) -> tf.data.Dataset:
+    def train_pairs(self, seed: int, start: int, shard: Shard | None = None) -> tf.data.Dataset:
         low, high = self.config.temporal_offset
         size = self.image_size
 
@@ -196,7 +196,7 @@ class BAIRDataset(LandmarkDataset):
             return {"index": element["index"], "frame": zeros, "partner": zeros,
                     "valid": tf.constant(False), "source": element["source"]}
 
-        items = shuffled_items(self.num_train_items, seed, start).map(pick, num_parallel_calls=tf.data.AUTOTUNE)
+        items = shuffled_items(self.num_train_items, seed, start, shard).map(pick, num_parallel_calls=tf.data.AUTOTUNE)
         return map_or_invalid(items, pair, broken)
 
     def eval_split(self, split: str) -> tf.data.Dataset:

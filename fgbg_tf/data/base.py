@@ -2,12 +2,14 @@
 
 A reader turns a dataset, as its owners distribute it, into two kinds of streams:
 
-* `train_pairs(seed, start)`: an endless stream of {"index", "frame", "partner"}
+* `train_pairs(seed, start, shard)`: an endless stream of {"index", "frame", "partner"}
   where "frame" is the crop x and "partner" is the crop the pose-perturbed view is
   made from (another frame of the same video, cropped with x's box, for video
   datasets; x itself for still-image datasets). Element i of the stream is the
   (start + i)-th of the run and a pure function of (seed, start + i), so a run
-  resumed at step s re-creates exactly the data it would have seen.
+  resumed at step s re-creates exactly the data it would have seen. With a
+  `Shard`, only the elements of one input pipeline (one worker of a cluster) are
+  read and decoded; the others are skipped before any file is touched.
 * `eval_split(name)`: finite, ordered frames with their annotations, for the
   regression protocols of the evaluation.
 
@@ -24,6 +26,7 @@ keys (`with_validity` adds them).
 from __future__ import annotations
 
 import abc
+import dataclasses
 
 import tensorflow as tf
 
@@ -32,6 +35,24 @@ from fgbg_tf.config import DataConfig
 
 class DatasetError(RuntimeError):
     """A dataset is missing, malformed, or cannot serve what was asked."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Shard:
+    """The part of the element stream one input pipeline reads.
+
+    Element `index` belongs to the shard when `first <= index % period < first + count`:
+    with `period` the elements of one global step and [first, first + count) a worker's
+    replicas' slice of it, every worker reads its own elements and no element is read twice.
+    """
+
+    period: int
+    first: int
+    count: int
+
+    def __post_init__(self):
+        if not (self.period >= 1 and self.count >= 1 and 0 <= self.first and self.first + self.count <= self.period):
+            raise ValueError(f"a shard needs 0 <= first < first + count <= period, got {self}")
 
 
 class LandmarkDataset(abc.ABC):
@@ -63,8 +84,8 @@ class LandmarkDataset(abc.ABC):
         """How many distinct training frames one epoch visits."""
 
     @abc.abstractmethod
-    def train_pairs(self, seed: int, start: int) -> tf.data.Dataset:
-        """The endless, deterministic stream described in the module docstring."""
+    def train_pairs(self, seed: int, start: int, shard: Shard | None = None) -> tf.data.Dataset:
+        """The endless, deterministic stream described in the module docstring (only `shard`'s part of it)."""
 
     @abc.abstractmethod
     def eval_split(self, split: str) -> tf.data.Dataset:
@@ -82,11 +103,12 @@ def check_options(dataset: str, options: dict, known: dict) -> dict:
     return {**known, **options}
 
 
-def shuffled_items(num_items: int, seed: int, start: int) -> tf.data.Dataset:
+def shuffled_items(num_items: int, seed: int, start: int, shard: Shard | None = None) -> tf.data.Dataset:
     """Endless stream of (index, item): epoch after epoch of stateless shuffles of range(num_items).
 
     `index` counts elements from the start of the run; the stream begins at `start`
-    so that a resumed run skips nothing and repeats nothing.
+    so that a resumed run skips nothing and repeats nothing. With `shard`, only that
+    shard's indices are kept (the same items at the same indices as without it).
     """
     if num_items <= 0:
         raise DatasetError("the training split is empty")
@@ -100,7 +122,15 @@ def shuffled_items(num_items: int, seed: int, start: int) -> tf.data.Dataset:
 
     items = tf.data.Dataset.range(first_epoch, 2**62).flat_map(epoch).skip(offset)
     indices = tf.data.Dataset.range(start, 2**62)
-    return tf.data.Dataset.zip((indices, items))
+    stream = tf.data.Dataset.zip((indices, items))
+    if shard is None:
+        return stream
+
+    def mine(index, item):
+        position = index % shard.period
+        return (position >= shard.first) & (position < shard.first + shard.count)
+
+    return stream.filter(mine)
 
 
 def element_seed(seed: int, index, salt: int):

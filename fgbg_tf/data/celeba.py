@@ -37,7 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 from fgbg_tf.config import DataConfig
-from fgbg_tf.data.base import DatasetError, LandmarkDataset, check_options, shuffled_items
+from fgbg_tf.data.base import Shard, DatasetError, LandmarkDataset, check_options, shuffled_items
 from fgbg_tf.data.image_files import map_or_invalid, warn_skipped
 
 OPTIONS = {"tfds_data_dir": None}
@@ -195,7 +195,7 @@ class CelebADataset(LandmarkDataset):
 
         return decode, invalid
 
-    def train_pairs(self, seed: int, start: int) -> tf.data.Dataset:
+    def train_pairs(self, seed: int, start: int, shard: Shard | None = None) -> tf.data.Dataset:
         if self._train_bytes is None:
             # Random access needs the split in memory: the encoded JPEGs (about 1.4 GB for CelebA), not pixels.
             keep = set(self.train_names)
@@ -220,7 +220,7 @@ class CelebADataset(LandmarkDataset):
             return {"index": element["index"], "frame": zeros, "partner": zeros, "valid": tf.constant(False),
                     "source": element["source"]}
 
-        items = shuffled_items(self.num_train_items, seed, start).map(pick, num_parallel_calls=tf.data.AUTOTUNE)
+        items = shuffled_items(self.num_train_items, seed, start, shard).map(pick, num_parallel_calls=tf.data.AUTOTUNE)
         return map_or_invalid(items, frame, broken)
 
     def eval_split(self, split: str) -> tf.data.Dataset:

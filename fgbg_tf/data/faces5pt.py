@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from fgbg_tf.config import DataConfig
-from fgbg_tf.data.base import DatasetError, LandmarkDataset, shuffled_items
+from fgbg_tf.data.base import Shard, DatasetError, LandmarkDataset, shuffled_items
 from fgbg_tf.data.image_files import map_or_invalid, read_jpeg, resize_image, warn_skipped
 
 CROP_SIZE = 80
@@ -135,7 +135,7 @@ class Faces5ptDataset(LandmarkDataset):
     def num_train_items(self) -> int:
         return len(self.index["train"][0])
 
-    def train_pairs(self, seed: int, start: int) -> tf.data.Dataset:
+    def train_pairs(self, seed: int, start: int, shard: Shard | None = None) -> tf.data.Dataset:
         images, valid = self._images("train")
         sources = tf.constant(self.index["train"][0], tf.string)
 
@@ -144,7 +144,7 @@ class Faces5ptDataset(LandmarkDataset):
             frame = images[item]
             return {"index": index, "frame": frame, "partner": frame, "valid": valid[item], "source": sources[item]}
 
-        return shuffled_items(self.num_train_items, seed, start).map(pair, num_parallel_calls=tf.data.AUTOTUNE)
+        return shuffled_items(self.num_train_items, seed, start, shard).map(pair, num_parallel_calls=tf.data.AUTOTUNE)
 
     def eval_split(self, split: str) -> tf.data.Dataset:
         if split not in self.index:

@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from fgbg_tf.config import DataConfig
-from fgbg_tf.data.base import DatasetError, LandmarkDataset, check_options, element_seed, partner_frame, shuffled_items
+from fgbg_tf.data.base import Shard, DatasetError, LandmarkDataset, check_options, element_seed, partner_frame, shuffled_items
 from fgbg_tf.data.video_frames import report_skipped, require_dir, require_file, resize_image
 
 LAYOUT = """KTH layout (https://www.csc.kth.se/cvap/actions/):
@@ -88,7 +88,7 @@ class KTHDataset(LandmarkDataset):
     def num_train_items(self) -> int:
         return len(self._split("train")["frames"])
 
-    def train_pairs(self, seed: int, start: int) -> tf.data.Dataset:
+    def train_pairs(self, seed: int, start: int, shard: Shard | None = None) -> tf.data.Dataset:
         split = self._split("train")
         frames = tf.constant(split["frames"])
         first, length = tf.constant(split["first"]), tf.constant(split["length"])
@@ -105,7 +105,7 @@ class KTHDataset(LandmarkDataset):
                 "source": tf.constant("kth/train"),
             }
 
-        return shuffled_items(len(split["frames"]), seed, start).map(pair, num_parallel_calls=tf.data.AUTOTUNE)
+        return shuffled_items(len(split["frames"]), seed, start, shard).map(pair, num_parallel_calls=tf.data.AUTOTUNE)
 
     def eval_split(self, split: str) -> tf.data.Dataset:
         if split not in self._videos:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
 import tensorflow as tf
 
 from fgbg_tf.config import DataConfig
-from fgbg_tf.data.base import DatasetError, LandmarkDataset, element_seed, partner_frame, shuffled_items, with_validity
+from fgbg_tf.data.base import Shard, DatasetError, LandmarkDataset, element_seed, partner_frame, shuffled_items, with_validity
 from fgbg_tf.data.synthetic_render import make_splits
 
 OPTIONS = ("seed", "train_videos", "test_videos", "frames_per_video")
@@ -43,7 +44,7 @@ class SyntheticDataset(LandmarkDataset):
         videos = self.splits["train"].frames
         return videos.shape[0] * videos.shape[1]
 
-    def train_pairs(self, seed: int, start: int) -> tf.data.Dataset:
+    def train_pairs(self, seed: int, start: int, shard: Shard | None = None) -> tf.data.Dataset:
         videos = tf.constant(self.splits["train"].frames)
         length = videos.shape[1]
         low, high = self.config.temporal_offset
@@ -54,7 +55,7 @@ class SyntheticDataset(LandmarkDataset):
             element = {"index": index, "frame": videos[video, position], "partner": videos[video, partner]}
             return with_validity(element, "synthetic")
 
-        return shuffled_items(self.num_train_items, seed, start).map(pair, num_parallel_calls=tf.data.AUTOTUNE)
+        return shuffled_items(self.num_train_items, seed, start, shard).map(pair, num_parallel_calls=tf.data.AUTOTUNE)
 
     def eval_split(self, split: str) -> tf.data.Dataset:
         if split not in self.splits:
@@ -63,6 +64,36 @@ class SyntheticDataset(LandmarkDataset):
         flat = lambda a: a.reshape((-1,) + a.shape[2:])
         frames = {"image": flat(videos.frames), "keypoints": flat(videos.keypoints), "mask": flat(videos.masks)}
         return tf.data.Dataset.from_tensor_slices(frames).map(lambda e: with_validity(e, f"synthetic/{split}"))
+
+
+    def factorisation_split(self, split: str) -> dict:
+        """Arrays for the fg/bg metrics of `evaluate`: each frame of `split` with a temporal partner.
+
+        Returns {"image", "partner"} uint8 [N, S, S, 3], "mask" uint8 [N, S, S] (the
+        frame's figure) and "background" uint8 [N, S, S, 3] (its video's scene without
+        the figure). Partners are data.temporal_offset frames away, drawn with a fixed
+        seed, so every evaluation of a split sees the same pairs.
+        """
+        if split not in self.splits:
+            raise DatasetError(f"synthetic has splits {sorted(self.splits)}, not {split!r}")
+        videos = self.splits[split]
+        count, length = videos.frames.shape[:2]
+        low, high = self.config.temporal_offset
+        rng = np.random.default_rng(0)
+        partners = np.empty((count, length), np.int64)
+        for video in range(count):
+            for t in range(length):
+                near = [t + d for d in range(low, high + 1) if t + d < length]
+                near += [t - d for d in range(low, high + 1) if t - d >= 0]
+                partners[video, t] = near[rng.integers(len(near))] if near else t
+        rows = np.repeat(np.arange(count), length)
+        flat = lambda a: a.reshape((-1,) + a.shape[2:])
+        return {
+            "image": flat(videos.frames),
+            "partner": videos.frames[rows, partners.reshape(-1)],
+            "mask": flat(videos.masks),
+            "background": videos.backgrounds[rows],
+        }
 
 
 @functools.lru_cache(maxsize=2)

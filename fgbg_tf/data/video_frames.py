@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
-from fgbg_tf.data.base import DatasetError, LandmarkDataset, element_seed, partner_frame, shuffled_items
+from fgbg_tf.data.base import Shard, DatasetError, LandmarkDataset, element_seed, partner_frame, shuffled_items
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +175,15 @@ class FrameIndex:
         return len(self.paths)
 
 
-def temporal_pairs(index: FrameIndex, seed: int, start: int, offsets: tuple[int, int], crop_size: int, image_size: int):
+def temporal_pairs(
+    index: FrameIndex,
+    seed: int,
+    start: int,
+    offsets: tuple[int, int],
+    crop_size: int,
+    image_size: int,
+    shard: Shard | None = None,
+):
     """The `train_pairs` stream of a `FrameIndex`: frame t and a partner of its video, both in t's crop box.
 
     The partner is drawn `offsets` (low, high) rows away in the video's list of
@@ -206,7 +214,7 @@ def temporal_pairs(index: FrameIndex, seed: int, start: int, offsets: tuple[int,
             "source": tf.where(frame_ok, tf.where(other_ok, paths[item], paths[partner]), paths[item]),
         }
 
-    return shuffled_items(len(index), seed, start).map(pair, num_parallel_calls=tf.data.AUTOTUNE)
+    return shuffled_items(len(index), seed, start, shard).map(pair, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def eval_frames(index: FrameIndex, crop_size: int, image_size: int) -> tf.data.Dataset:
@@ -253,9 +261,9 @@ class CroppedVideoDataset(LandmarkDataset):
     def num_train_items(self) -> int:
         return len(self.splits["train"])
 
-    def train_pairs(self, seed: int, start: int) -> tf.data.Dataset:
+    def train_pairs(self, seed: int, start: int, shard: Shard | None = None) -> tf.data.Dataset:
         return temporal_pairs(
-            self.splits["train"], seed, start, self.config.temporal_offset, self.crop_size, self.image_size
+            self.splits["train"], seed, start, self.config.temporal_offset, self.crop_size, self.image_size, shard
         )
 
     def eval_split(self, split: str) -> tf.data.Dataset:

@@ -1,0 +1,156 @@
+"""train() under every strategy it offers, from the command line as a user runs it.
+
+The losses of one step are the sums of per-example losses over the global batch, so
+a run on R replicas of b images must reproduce a one-replica run of R x b images
+step by step: same batches (the pipeline hands replica r examples [r b, (r + 1) b)),
+same aggregated gradient, same update.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import TINY_OVERRIDES
+from fgbg_tf.config import ConfigError, load_config
+from fgbg_tf.evaluate import evaluate_checkpoint
+from fgbg_tf.train import train
+
+ROOT = Path(__file__).resolve().parents[1]
+# What these tests compare is the data and state path: which examples each replica gets, restore on another
+# replica count, the forward pass, the chief's logs. At a vanishing learning rate every topology gives the same
+# losses to float32 rounding (2e-6 measured over 3 steps), while a wrong batch changes a step's loss by percents.
+# The update itself is compared in test_train.py with SGD, where the aggregation is visible: with Adam, one replica
+# batch size rounds differently from another (~1e-4 relative in the gradient), and Adam's first steps, lr * sign(g),
+# move every element whose gradient is within that rounding of zero a full step in a random direction (measured: two
+# steps at lr 1e-6 differ by 6e-4), which would drown any tolerance that can still see a wrong batch.
+RTOL = 1e-5
+STILL = ["train.learning_rate=1e-12", "train.weight_decay=0"]
+
+
+def tiny(batch_size, steps, *extra):
+    return TINY_OVERRIDES + [f"train.batch_size={batch_size}", f"train.max_steps={steps}", "train.checkpoint_every=2",
+                             "train.image_every=1000", *STILL, *extra]
+
+
+def logged_losses(run: Path) -> dict[int, float]:
+    """step -> loss/loss from every TensorBoard file of a run folder (log_every is 1 in these configs)."""
+    losses = {}
+    for path in sorted((run / "logs").glob("events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                if value.tag == "loss/loss":
+                    losses[event.step] = float(tf.make_ndarray(value.tensor))
+    return losses
+
+
+def cli(args, env=None, **kwargs):
+    command = [sys.executable, "-m", "fgbg_tf.train", "--no-progress", *args]
+    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
+    return subprocess.Popen(command, cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, **kwargs)
+
+
+def run_cli(args, env=None, timeout=600):
+    process = cli(args, env)
+    out, err = process.communicate(timeout=timeout)
+    assert process.returncode == 0, err[-3000:]
+    return out, err
+
+
+def settings(overrides):
+    return [item for override in overrides for item in ("--set", override)]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """One replica of 8 images for 3 steps: the losses every topology below must reproduce."""
+    run = tmp_path_factory.mktemp("one_replica")
+    history = train(load_config("synthetic", overrides=tiny(8, 3)), run, progress=False)
+    return [h["loss"] for h in history]
+
+
+def test_two_replicas_train_resume_on_one_replica_and_evaluate(reference, tmp_path):
+    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    run = tmp_path / "run"
+    two = [h["loss"] for h in train(load_config("synthetic", overrides=tiny(4, 2)), run, mirrored, progress=False)]
+    np.testing.assert_allclose(two, reference[:2], rtol=RTOL)
+    assert (run / "checkpoints" / "ckpt-2.index").exists()
+    # The same global batch on one replica continues exactly where the two replicas stopped.
+    one = [h["loss"] for h in train(load_config("synthetic", overrides=tiny(8, 3)), run, progress=False)]
+    np.testing.assert_allclose(one, reference[2:], rtol=RTOL)
+    report = evaluate_checkpoint(run, output=tmp_path / "eval", num_images=0)
+    assert report["step"] == 3 and report["splits"]["report"]["frames"] > 0
+
+
+def test_resume_with_another_global_batch_is_refused(reference, tmp_path):
+    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    train(load_config("synthetic", overrides=tiny(4, 2)), tmp_path, mirrored, progress=False)
+    # 1 x 4 images where the run had 2 x 4: the data stream's position would no longer match the step.
+    with pytest.raises(ConfigError, match=r"global batch of 8 .*this run's is 4"):
+        train(load_config("synthetic", overrides=tiny(4, 3)), tmp_path, progress=False)
+
+
+def test_eight_cpu_replicas_from_the_command_line_then_one_replica(reference, tmp_path):
+    # The paper's topology, 8 replicas of 1 image, from the command line; a one-replica session resumes it.
+    run_cli(["--cpu-replicas", "8", "--output", str(tmp_path), *settings(tiny(1, 2))])
+    resumed = train(load_config("synthetic", overrides=tiny(8, 3)), tmp_path, progress=False)
+    losses = logged_losses(tmp_path)
+    np.testing.assert_allclose([losses[1], losses[2], resumed[0]["loss"]], reference, rtol=RTOL)
+
+
+def free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def cluster_env(ports, index):
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    return {"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+
+
+def test_two_workers_match_one_replica_and_only_the_chief_writes(reference, tmp_path):
+    ports = free_ports(2)
+    args = ["--strategy", "multiworker", "--output", str(tmp_path / "run"), *settings(tiny(4, 3))]
+    workers = [cli(args, cluster_env(ports, i)) for i in range(2)]
+    for worker in workers:
+        out, err = worker.communicate(timeout=600)
+        assert worker.returncode == 0, err[-3000:]
+    losses = logged_losses(tmp_path / "run")
+    np.testing.assert_allclose([losses[s] for s in (1, 2, 3)], reference, rtol=RTOL)
+    written = sorted(str(p.relative_to(tmp_path / "run")) for p in (tmp_path / "run").rglob("*") if p.is_file())
+    assert [p for p in written if not p.startswith(("checkpoints/", "logs/"))] == ["config.yaml"]
+    assert len(list((tmp_path / "run" / "logs").iterdir())) == 1  # one event file: the chief's
+
+
+def test_a_killed_worker_stops_the_other_with_a_clear_error(tmp_path):
+    ports = free_ports(2)
+    run = tmp_path / "run"
+    args = ["--strategy", "multiworker", "--collective-timeout", "20", "--output", str(run), *settings(tiny(2, 10_000))]
+    chief, worker = (cli(args, cluster_env(ports, i)) for i in range(2))
+    try:
+        deadline = time.monotonic() + 400
+        while not (run / "checkpoints" / "ckpt-2.index").exists():
+            assert time.monotonic() < deadline and chief.poll() is None, "the cluster did not reach step 2"
+            time.sleep(1)
+        worker.send_signal(signal.SIGKILL)
+        _, err = chief.communicate(timeout=240)
+    finally:
+        for process in (chief, worker):
+            if process.poll() is None:
+                process.kill()
+    assert chief.returncode == 3, err[-3000:]
+    assert "stopped answering" in err and "Restart every worker" in err
