@@ -284,17 +284,7 @@ def train(config: Config, output_dir: str | Path, strategy=None, progress: bool 
         for batch in batches:
             if current >= config.train.max_steps:
                 break
-            try:
-                results = {k: float(v) for k, v in train_step(batch).items()}
-            except _PEER_ERRORS as error:
-                if not cluster:
-                    raise
-                healthy = False
-                raise ClusterError(
-                    f"a worker of the cluster stopped answering at step {current + 1} ({type(error).__name__}: "
-                    f"{str(error).splitlines()[0] if str(error) else ''}); the last checkpoint is in {run_checkpoints}. "
-                    "Restart every worker with the same command to resume."
-                ) from None
+            results = {k: float(v) for k, v in train_step(batch).items()}
             current = int(step.numpy())
             if not np.isfinite(results["loss"]):
                 healthy = False
@@ -324,6 +314,16 @@ def train(config: Config, output_dir: str | Path, strategy=None, progress: bool 
             if current % config.train.checkpoint_every == 0:
                 manager.save(checkpoint_number=current)
                 last_saved = current
+    except _PEER_ERRORS as error:
+        # Any collective (a step, a reduction, a checkpoint) fails once TensorFlow's health check has aborted them.
+        if not cluster:
+            raise
+        healthy = False
+        raise ClusterError(
+            f"a worker of the cluster stopped answering at step {current + 1} ({type(error).__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else ''}); the last checkpoint is in {run_checkpoints}. "
+            "Restart every worker with the same command to resume."
+        ) from None
     finally:
         # Whatever stops the loop (the end, Ctrl-C, an error), keep the work done so far, unless it is broken
         # (a non-finite loss) or cannot be saved (a cluster whose peers no longer answer: saving is collective).
