@@ -20,6 +20,8 @@ from pathlib import Path
 
 import yaml
 
+from fgbg_tf.presets import NETWORKS, PRESETS
+
 DATASET_NAMES = ("synthetic", "faces5pt", "bbc", "h36m", "celeba", "kth", "bair")
 
 
@@ -148,13 +150,13 @@ class Config:
     def validate(self) -> "Config":
         _choice("data.name", self.data.name, DATASET_NAMES)
         _choice("data.pose_perturbation", self.data.pose_perturbation, ("temporal", "tps", "both"))
-        _choice("model.preset", self.model.preset, ("paper", "release", "small"))
+        _choice("model.preset", self.model.preset, PRESETS)
         _choice("model.variant", self.model.variant, ("full", "nomask", "baseline"))
         _choice("model.covariance", self.model.covariance, ("fitted", "fixed"))
         _choice("model.spectral_norm", self.model.spectral_norm, ("release", "keras"))
         for network, preset in self.model.subnetworks.items():
-            _choice("model.subnetworks keys", network, ("pose", "appearance", "decoder", "mask", "background"))
-            _choice(f"model.subnetworks.{network}", preset, ("paper", "release", "small"))
+            _choice("model.subnetworks keys", network, NETWORKS)
+            _choice(f"model.subnetworks.{network}", preset, PRESETS)
         _choice("train.precision", self.train.precision, ("auto", "float32", "mixed_bfloat16"))
         if self.train.clip_grad_norm is not None:
             _positive("train.clip_grad_norm", self.train.clip_grad_norm)
