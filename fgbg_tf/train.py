@@ -91,6 +91,10 @@ def make_train_step(model, loss_fn, optimizer, strategy, config: Config, global_
     position = {id(v): i for i, v in enumerate(model.trainable_variables)}
     groups = {name: [position[id(v)] for v in getattr(model, attr).trainable_variables]
               for attr, name in SUBNETWORKS.items() if hasattr(model, attr)}
+    # During the warm-up MaskNet and BGNet get no loss gradient, and must get no decay either: Adam turns the bare
+    # decay term wd * w into steps of lr * sign(w), which would walk their initial weights to zero in a few hundred
+    # steps (PyTorch's Adam skips parameters without a gradient altogether).
+    waiting = set(groups.get("mask_net", []) + groups.get("background_net", [])) if warmup else set()
 
     def replica_step(batch):
         with tf.GradientTape() as tape:
@@ -118,7 +122,9 @@ def make_train_step(model, loss_fn, optimizer, strategy, config: Config, global_
             if replicas > 1:
                 gradients = [g / replicas for g in gradients]  # optimizer.apply sums the replicas' gradients again
         terms = {k: tf.reduce_sum(v * weight) for k, v in losses.items()}
-        gradients = [g + decay * v for g, v in zip(gradients, variables)]
+        started = tf.cast(step >= warmup, tf.float32) if waiting else 1.0
+        gradients = [g + decay * (started if i in waiting else 1.0) * v
+                     for i, (g, v) in enumerate(zip(gradients, variables))]
         optimizer.apply(gradients, variables)
         return terms, instruments
 

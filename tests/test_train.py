@@ -123,3 +123,30 @@ def test_cli_reports_config_errors_and_unavailable_data(tmp_path, capsys):
     assert "unknown config key 'model.num_landmark'" in capsys.readouterr().err
     assert main(["--dataset", "faces5pt", "--data-dir", str(tmp_path / "nowhere"), "--output", str(tmp_path)]) == 2
     assert "nowhere" in capsys.readouterr().err
+
+
+def test_background_warmup_leaves_mask_and_background_untouched(tiny_config):
+    # A decay as large as the gradient: during the warm-up neither a loss gradient nor the decay term may reach
+    # MaskNet or BGNet (Adam would turn a bare decay term into lr-sized sign steps that erase their initial weights).
+    tiny_config.train.weight_decay = 1.0
+    tiny_config.train.background_warmup_steps = 1
+    model = build_model(tiny_config.model, tiny_config.data.image_size)
+    optimizer = keras.optimizers.SGD(1e-2)
+    optimizer.build(model.trainable_variables)
+    step = tf.Variable(0, dtype=tf.int64)
+    train_step = make_train_step(model, PerceptualLoss(layer_weights=(0, 0, 0, 0)), optimizer,
+                                 tf.distribute.get_strategy(), tiny_config, global_batch_size=4, step=step)
+    rng = np.random.default_rng(2)
+    batch = {k: tf.constant(rng.uniform(-1, 1, (4, 32, 32, 3)), tf.float32) for k in ("pose", "appearance", "target")}
+    batch["weight"] = tf.ones([4])
+    waiting = model.mask_net.trainable_variables + model.background_net.trainable_variables
+
+    def moved(variables, before):
+        return min(np.abs(v.numpy() - b).max() for v, b in zip(variables, before))
+
+    before, pose_before = [v.numpy() for v in waiting], trainable_values(model.pose_encoder)
+    train_step(batch)  # step 0 < 1: the warm-up
+    assert moved(waiting, before) == 0.0
+    assert moved(model.pose_encoder.trainable_variables, pose_before) > 0
+    train_step(batch)  # step 1: the factorisation takes part
+    assert moved(waiting, before) > 0
