@@ -94,6 +94,9 @@ class ModelConfig:
     spectral_norm: str = "release"
     # Initial bias of MaskNet's output logit; None keeps the release's 0.1 (mask about 0.5 everywhere).
     mask_bias: float | None = None
+    # MaskNet's and BGNet's output convolutions start at zero (mask 0.5 everywhere, flat background), so neither can
+    # render the figure before the foreground decoder does; a deviation from the release (docs/training.md, run E).
+    zero_heads: bool = False
     # Sub-networks whose widths come from another preset, e.g. {mask: release, background: release}.
     subnetworks: dict = dataclasses.field(default_factory=dict)
 

@@ -47,6 +47,9 @@ class FactorizedLandmarkModel(keras.Model):
         spectral_norm: "release" (PyTorch's semantics) or "keras" for the SPADE blocks (see `spade.py`).
         mask_bias: initial bias of MaskNet's output logit; None keeps the release's 0.1 (mask about 0.5), a
             negative value starts with most of each image given to the background (a deviation, see README).
+        zero_heads: MaskNet's and BGNet's output convolutions start with zero kernels, so the mask starts at one
+            value everywhere and the background flat: neither branch can render the figure before the foreground
+            decoder does (a deviation, see README and docs/training.md).
         subnetworks: {network: preset} taking single sub-networks' widths from another preset.
 
     Call: `model({"pose": P, "appearance": Q}, training=...)` returns a dict with
@@ -67,6 +70,7 @@ class FactorizedLandmarkModel(keras.Model):
         low_res_mask: bool = False,
         spectral_norm: str = "release",
         mask_bias: float | None = None,
+        zero_heads: bool = False,
         subnetworks: dict | None = None,
         **kwargs,
     ):
@@ -79,7 +83,7 @@ class FactorizedLandmarkModel(keras.Model):
         self.preset, self.variant = preset, variant
         self.covariance, self.fixed_covariance = covariance, fixed_covariance
         self.low_res_mask = low_res_mask
-        self.spectral_norm, self.mask_bias = spectral_norm, mask_bias
+        self.spectral_norm, self.mask_bias, self.zero_heads = spectral_norm, mask_bias, zero_heads
         self.subnetworks = dict(subnetworks or {})
         widths = architecture(preset, num_landmarks, low_res_mask, self.subnetworks)
         dtype = self.dtype_policy
@@ -87,11 +91,14 @@ class FactorizedLandmarkModel(keras.Model):
         self.appearance_encoder = UNet(**widths["appearance"], dtype=dtype, name="appearance_encoder")
         self.decoder = SPADEGenerator(**widths["decoder"], spectral_norm=spectral_norm, dtype=dtype,
                                       name="foreground_decoder")
+        head_kernel = "zeros" if zero_heads else None
         if variant != "baseline":
-            self.background_net = UNet(**widths["background"], dtype=dtype, name="background_net")
+            self.background_net = UNet(**widths["background"], head_kernel_initializer=head_kernel, dtype=dtype,
+                                       name="background_net")
         if variant == "full":
             head_bias = None if mask_bias is None else keras.initializers.Constant(mask_bias)
-            self.mask_net = UNet(**widths["mask"], head_bias_initializer=head_bias, dtype=dtype, name="mask_net")
+            self.mask_net = UNet(**widths["mask"], head_bias_initializer=head_bias, head_kernel_initializer=head_kernel,
+                                 dtype=dtype, name="mask_net")
 
     def detect(self, images):
         """Landmarks of `images` [B, S, S, 3] in [-1, 1] (eq. 3 and the Gaussian fit).
@@ -174,6 +181,7 @@ class FactorizedLandmarkModel(keras.Model):
             "low_res_mask": self.low_res_mask,
             "spectral_norm": self.spectral_norm,
             "mask_bias": self.mask_bias,
+            "zero_heads": self.zero_heads,
             "subnetworks": self.subnetworks,
         }
 
@@ -190,6 +198,7 @@ def build_model(model_config, image_size: int, precision: str = "float32") -> Fa
         low_res_mask=model_config.low_res_mask,
         spectral_norm=model_config.spectral_norm,
         mask_bias=model_config.mask_bias,
+        zero_heads=model_config.zero_heads,
         subnetworks=model_config.subnetworks,
         dtype=precision,
     )

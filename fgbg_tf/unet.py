@@ -103,15 +103,21 @@ class UNet(keras.layers.Layer):
         encoder_channels: widths of the downsampling blocks (one per halving).
         decoder_channels: widths of the upsampling blocks, then the output width.
         head_bias_initializer: initializer of the output conv's bias (default: the release's 0.1).
+        head_kernel_initializer: initializer of the output conv's kernel (default: the release's Glorot-uniform);
+            "zeros" makes the network start with a constant output (its bias) that no input changes.
 
     Shapes: [B, H, W, C] -> ([B, H * 2^(u - d), W * 2^(u - d), out], [B, H/2, W/2, encoder_channels[0]])
     with d downsamplings and u = len(decoder_channels) - 1 upsamplings.
     Example: `logits, stem = UNet((6, 12), (24, 48, 96, 192), (512, 256, 128, 30))(images)`.
     """
 
-    def __init__(self, stem_channels, encoder_channels, decoder_channels, head_bias_initializer=None, **kwargs):
+    def __init__(self, stem_channels, encoder_channels, decoder_channels, head_bias_initializer=None,
+                 head_kernel_initializer=None, **kwargs):
         super().__init__(**kwargs)
         self.head_bias_initializer = keras.initializers.get(head_bias_initializer) if head_bias_initializer else None
+        self.head_kernel_initializer = (
+            keras.initializers.get(head_kernel_initializer) if head_kernel_initializer else None
+        )
         self.stem_channels = tuple(stem_channels)
         self.encoder_channels = tuple(encoder_channels)
         self.decoder_channels = tuple(decoder_channels)
@@ -134,6 +140,8 @@ class UNet(keras.layers.Layer):
         init = conv_initializers()
         if self.head_bias_initializer is not None:
             init["bias_initializer"] = self.head_bias_initializer
+        if self.head_kernel_initializer is not None:
+            init["kernel_initializer"] = self.head_kernel_initializer
         self.head = keras.layers.Conv2D(self.decoder_channels[-1], 1, dtype=dtype, **init)
 
     def call(self, x):
@@ -157,5 +165,8 @@ class UNet(keras.layers.Layer):
             "decoder_channels": self.decoder_channels,
             "head_bias_initializer": (
                 keras.initializers.serialize(self.head_bias_initializer) if self.head_bias_initializer else None
+            ),
+            "head_kernel_initializer": (
+                keras.initializers.serialize(self.head_kernel_initializer) if self.head_kernel_initializer else None
             ),
         }

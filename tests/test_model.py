@@ -66,3 +66,15 @@ def test_config_round_trip_rebuilds_the_same_model():
     clone.set_weights(model.get_weights())
     x = images()
     np.testing.assert_allclose(clone.detect(x)["mean"], model.detect(x)["mean"], atol=1e-6)
+
+
+def test_zero_heads_start_with_a_constant_mask_and_background():
+    # The release's start (Glorot heads) answers the input; zero heads give sigmoid(0.1) and the 0.1 bias everywhere.
+    model = FactorizedLandmarkModel(4, 32, preset="small", zero_heads=True, mask_bias=-1.0)
+    out = model({"pose": images(seed=5), "appearance": images(seed=6)})
+    np.testing.assert_allclose(out["mask"], 1 / (1 + np.exp(1.0)), atol=1e-6)
+    np.testing.assert_allclose(out["background"], 0.1, atol=1e-6)
+    release = FactorizedLandmarkModel(4, 32, preset="small")({"pose": images(seed=5), "appearance": images(seed=6)})
+    assert np.std(release["mask"]) > 1e-3 and np.std(release["background"]) > 1e-3
+    clone = FactorizedLandmarkModel.from_config(model.get_config())
+    assert clone.zero_heads and clone.mask_bias == -1.0
