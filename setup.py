@@ -29,6 +29,6 @@ setup(
     install_requires=REQUIRES,
     extras_require={
         "gpu": ["tensorflow[and-cuda]==2.21.0"],
-        "test": ["pytest>=8"],
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "filelock>=3.12"],
     },
 )

@@ -33,15 +33,35 @@ TINY_OVERRIDES = [
 ]
 
 
+def shared_folder(tmp_path_factory, worker_id: str, name: str, make) -> Path:
+    """A folder that `make(folder)` fills once per test session, also when pytest-xdist runs several workers.
+
+    The workers of one session share the parent of their base temporary folders; the first to arrive builds the
+    folder under a file lock, the others wait for it and reuse it. Without xdist it is a plain session folder.
+    """
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    root = base if worker_id == "master" else base.parent
+    folder, done = root / name, root / f"{name}.done"
+    with FileLock(str(root / f"{name}.lock")):
+        if not done.exists():
+            folder.mkdir(exist_ok=True)
+            make(folder)
+            done.touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory):
+def tiny_run(tmp_path_factory, worker_id):
     """A 2-step run of the tiny config, trained once per session (evaluate, export, predict tests)."""
     from fgbg_tf.config import load_config
     from fgbg_tf.train import train
 
-    run = tmp_path_factory.mktemp("tiny_run")
-    train(load_config("synthetic", overrides=TINY_OVERRIDES + ["train.max_steps=2"]), run, progress=False)
-    return run
+    def make(run):
+        train(load_config("synthetic", overrides=TINY_OVERRIDES + ["train.max_steps=2"]), run, progress=False)
+
+    return shared_folder(tmp_path_factory, worker_id, "tiny_run", make)
 
 
 @pytest.fixture(scope="session")
@@ -52,16 +72,17 @@ def tiny_regressor():
 
 
 @pytest.fixture(scope="session")
-def tiny_export(tiny_run, tiny_regressor, tmp_path_factory):
+def tiny_export(tiny_run, tiny_regressor, tmp_path_factory, worker_id):
     """The tiny run exported once per session: SavedModel with a keypoints signature, all TFLite variants."""
     from fgbg_tf.checkpoints import load_trained_model
     from fgbg_tf.export import dataset_images, export_model
 
-    out = tmp_path_factory.mktemp("tiny_export")
-    model, config, _ = load_trained_model(tiny_run)
-    export_model(model, out, regressor=tiny_regressor, calibration_images=dataset_images(config, 0, 8),
-                 evaluation_images=dataset_images(config, 1, 2))
-    return out
+    def make(out):
+        model, config, _ = load_trained_model(tiny_run)
+        export_model(model, out, regressor=tiny_regressor, calibration_images=dataset_images(config, 0, 8),
+                     evaluation_images=dataset_images(config, 1, 2))
+
+    return shared_folder(tmp_path_factory, worker_id, "tiny_export", make)
 
 
 @pytest.fixture
