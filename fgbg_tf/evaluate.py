@@ -275,7 +275,8 @@ def format_table(report: dict) -> str:
     if factorisation:
         text = f"fg/bg on {factorisation['frames']} frames: background PSNR {factorisation['background_psnr_db']:.2f} dB"
         if "mask_iou" in factorisation:
-            text += (f"; mask IoU (> 0.5) {factorisation['mask_iou']:.3f}, per-frame correlation "
+            text += (f"; mask IoU (> 0.5) {factorisation['mask_iou']:.3f}, IoU of the figure-sized top "
+                     f"{factorisation['mask_iou_at_area']:.3f}, per-frame correlation "
                      f"{factorisation['mask_correlation']:.3f}, mean {factorisation['mask_mean']:.3f} "
                      f"(true {factorisation['true_mask_mean']:.3f})")
         lines.append(text)

@@ -137,6 +137,8 @@ def mask_agreement(predicted, truth, threshold: float = 0.5) -> dict:
     "correlation", Pearson's r between the soft mask and the truth over a frame's
     pixels (a soft mask that follows the figure scores high even below the threshold;
     a template that does not move with the figure scores low; a constant frame 0);
+    "iou_at_area", the IoU of each frame's n highest-scoring pixels, n the number of its true figure pixels
+    (threshold-free: it rates the mask's ranking of pixels, not its calibration, which the loss leaves free);
     and "mean" of the predicted mask.
     """
     predicted = np.asarray(predicted, np.float64).reshape(len(predicted), -1)
@@ -146,11 +148,17 @@ def mask_agreement(predicted, truth, threshold: float = 0.5) -> dict:
     hard = predicted > threshold
     union = np.logical_or(hard, truth > 0).sum(1)
     iou = np.where(union > 0, np.logical_and(hard, truth > 0).sum(1) / np.maximum(union, 1), 1.0)
+    area = (truth > 0).sum(1)
+    # Each frame's `area` highest-scoring pixels (ties broken by position): as many as its figure has.
+    top = np.argsort(np.argsort(-predicted, axis=1, kind="stable"), axis=1) < area[:, None]
+    overlap = np.logical_and(top, truth > 0).sum(1)
+    iou_at_area = np.where(area > 0, overlap / np.maximum(2 * area - overlap, 1), 1.0)
     p = predicted - predicted.mean(1, keepdims=True)
     t = truth - truth.mean(1, keepdims=True)
     denominator = np.sqrt((p * p).sum(1) * (t * t).sum(1))
     correlation = np.where(denominator > 0, (p * t).sum(1) / np.maximum(denominator, 1e-12), 0.0)
-    return {"iou": float(iou.mean()), "correlation": float(correlation.mean()), "mean": float(predicted.mean())}
+    return {"iou": float(iou.mean()), "iou_at_area": float(iou_at_area.mean()), "correlation": float(correlation.mean()),
+            "mean": float(predicted.mean())}
 
 
 def psnr(predicted, truth, data_range: float = 2.0) -> float:

@@ -99,6 +99,9 @@ def test_mask_agreement_by_hand():
     # Frame 0 is a scaled copy of the truth (r = 1); frame 1: r = cov / (sd_p sd_t) by hand = 0.5773.
     assert result["correlation"] == pytest.approx((1.0 + 1 / np.sqrt(3)) / 2)
     assert result["mean"] == pytest.approx((4 * 0.9 + 8 * 0.6) / 32)
+    # The 4 highest pixels: frame 0 the figure itself; frame 1 the first row (ties in pixel order), 2 of them the
+    # figure: IoU 2 / (4 + 4 - 2).
+    assert result["iou_at_area"] == pytest.approx((1.0 + 1 / 3) / 2)
 
 
 def test_psnr_of_a_known_error():
