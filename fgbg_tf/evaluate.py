@@ -203,6 +203,43 @@ def score(dataset: str, predicted: np.ndarray, landmarks: SplitLandmarks, image_
     return results
 
 
+def landmark_report(dataset: str, split_names: tuple[str, str], fit: SplitLandmarks, test: SplitLandmarks,
+                    image_size: int, keypoint_names=()) -> tuple[dict, dict]:
+    """The protocol's numbers for landmarks found on the fit and report splits, whatever model found them.
+
+    Fits a regressor per origin on `fit` and scores `test` (and `fit`, which shows how much of
+    the error is under-fitting), adds the mean-pose reference and, for splits with masks,
+    the containment. Returns (the report's protocol part, {origin: Regressor}).
+    """
+    protocol = PROTOCOLS[dataset]
+    results, fit_results, regressors = {}, {}, {}
+    for origin in (protocol.origin, *(o for o in ORIGINS if o != protocol.origin)):
+        regressors[origin] = fit_regressor(fit.means_pixels, fit.keypoints, origin, image_size, keypoint_names)
+        results[origin] = score(dataset, apply_regressor(regressors[origin], test.means_pixels), test, image_size)
+        fit_results[origin] = score(dataset, apply_regressor(regressors[origin], fit.means_pixels), fit, image_size)
+    # What a model without landmarks gets: every test frame predicted as the fit split's mean pose.
+    mean_pose = np.broadcast_to(fit.keypoints.mean(axis=0), test.keypoints.shape)
+    splits = {}
+    for role, name, part in (("fit", split_names[0], fit), ("report", split_names[1], test)):
+        splits[role] = {"name": name, "frames": len(part.keypoints), "dropped": len(part.dropped),
+                        "dropped_sources": [s for s, _ in part.dropped]}
+    report = {
+        "dataset": dataset,
+        "image_size": image_size,
+        "keypoint_names": list(keypoint_names),
+        "splits": splits,
+        "origin": protocol.origin,
+        "results": results,
+        "fit_split_results": fit_results,
+        "mean_pose_reference": score(dataset, mean_pose, test, image_size),
+        "headline": {"metric": protocol.headline, "value": results[protocol.origin][protocol.headline],
+                     "higher_is_better": protocol.higher_is_better},
+        "containment": (containment_report(test.containment, test.foreground_fraction)
+                        if test.containment is not None else None),
+    }
+    return report, regressors
+
+
 def containment_report(containment: np.ndarray, foreground_fraction: float) -> dict:
     """Figure 2b numbers, in percent of each landmark's part-map mass on the ground-truth foreground."""
     order, sorted_mean = metrics.containment_curve(containment)
@@ -221,10 +258,8 @@ def factorisation_report(model, arrays: dict, batch_size: int = 32, max_frames: 
     """The fg/bg metrics on frames with known masks and backgrounds (the embedded `synthetic` set).
 
     Each frame is rendered with its temporal partner as the appearance image, as in
-    training. Reports the predicted mask M_cj against the true figure (`metrics.mask_agreement`:
-    IoU at 0.5, per-frame correlation, mean) and BGNet's output against the true
-    background (PSNR in dB over the whole image, [-1, 1] range). None for the baseline,
-    which has neither.
+    training, and scored by `factorisation_scores`. None for the baseline, which has
+    neither a mask nor a background.
     """
     if model.variant == "baseline":
         return None
@@ -237,12 +272,23 @@ def factorisation_report(model, arrays: dict, batch_size: int = 32, max_frames: 
         backgrounds.append(outputs["background"].numpy())
         if "mask" in outputs:
             masks.append(outputs["mask"].numpy()[..., 0])
-    true_background = to_model_range(arrays["background"][:count]).numpy()
-    report = {"frames": count, "background_psnr_db": metrics.psnr(np.concatenate(backgrounds), true_background)}
-    if masks:
-        agreement = metrics.mask_agreement(np.concatenate(masks), arrays["mask"][:count])
+    return factorisation_scores(np.concatenate(masks) if masks else None, np.concatenate(backgrounds),
+                                {k: v[:count] for k, v in arrays.items()})
+
+
+def factorisation_scores(masks: np.ndarray | None, backgrounds: np.ndarray, arrays: dict) -> dict:
+    """Scores predicted masks [N, S, S] (None for the nomask variant) and backgrounds [N, S, S, 3] in [-1, 1].
+
+    `arrays` as `factorisation_split` returns them, first N frames. The mask against the
+    true figure (`metrics.mask_agreement`: IoU at 0.5, IoU at the figure's area,
+    per-frame correlation, mean); the background's PSNR in dB against the true one.
+    """
+    true_background = to_model_range(arrays["background"]).numpy()
+    report = {"frames": len(backgrounds), "background_psnr_db": metrics.psnr(backgrounds, true_background)}
+    if masks is not None:
+        agreement = metrics.mask_agreement(masks, arrays["mask"])
         report.update({f"mask_{k}": v for k, v in agreement.items()})
-        report["true_mask_mean"] = float((arrays["mask"][:count] > 0).mean())
+        report["true_mask_mean"] = float((arrays["mask"] > 0).mean())
     return report
 
 
@@ -343,45 +389,19 @@ def evaluate_checkpoint(
             logger.warning("%s/%s: dropped %d invalid frame(s), e.g. %s", data.name, name, len(part.dropped),
                            "; ".join(f"{s} ({r})" for s, r in part.dropped[:5]))
 
-    results, fit_results, regressors = {}, {}, {}
-    for origin in (protocol.origin, *(o for o in ORIGINS if o != protocol.origin)):
-        regressors[origin] = fit_regressor(fit.means_pixels, fit.keypoints, origin, size, reader.keypoint_names)
-        results[origin] = score(data.name, apply_regressor(regressors[origin], test.means_pixels), test, size)
-        # The same metrics on the fit split show how much of the error is under-fitting.
-        fit_results[origin] = score(data.name, apply_regressor(regressors[origin], fit.means_pixels), fit, size)
-
-    # What a model without landmarks gets: every test frame predicted as the fit split's mean pose.
-    mean_pose = np.broadcast_to(fit.keypoints.mean(axis=0), test.keypoints.shape)
-    reference = score(data.name, mean_pose, test, size)
-
+    report, regressors = landmark_report(data.name, reader.regression_splits, fit, test, size, reader.keypoint_names)
     regressor_path = save_regressor(regressors[protocol.origin], output / "regressor.json")
-    report = {
-        "dataset": data.name,
+    report.update({
         "checkpoint": prefix,
         "step": step,
         "variant": config.model.variant,
         "num_landmarks": config.model.num_landmarks,
-        "image_size": size,
-        "keypoint_names": list(reader.keypoint_names),
-        "splits": {
-            "fit": {"name": fit_split, "frames": len(fit.keypoints), "dropped": len(fit.dropped),
-                    "dropped_sources": [s for s, _ in fit.dropped]},
-            "report": {"name": report_split, "frames": len(test.keypoints), "dropped": len(test.dropped),
-                       "dropped_sources": [s for s, _ in test.dropped]},
-        },
-        "origin": protocol.origin,
-        "results": results,
-        "fit_split_results": fit_results,
-        "mean_pose_reference": reference,
-        "headline": {"metric": protocol.headline, "value": results[protocol.origin][protocol.headline],
-                     "higher_is_better": protocol.higher_is_better},
-        "containment": containment_report(test.containment, test.foreground_fraction) if with_masks else None,
         "factorisation": (
             factorisation_report(model, reader.factorisation_split(report_split), batch_size, max_frames)
             if hasattr(reader, "factorisation_split") else None
         ),
         "files": {"regressor": str(regressor_path)},
-    }
+    })
 
     pictures = {}
     if num_images > 0:
