@@ -25,9 +25,9 @@ import tensorflow as tf
 
 from fgbg_tf.config import DATASET_NAMES, load_config
 from fgbg_tf.data import get_dataset
+from fgbg_tf.data.pipeline import training_batches
 from fgbg_tf.distribute import resolve_precision
-from fgbg_tf.model import build_model
-from fgbg_tf.pipeline import training_batches
+from fgbg_tf.model.factorized import build_model
 from fgbg_tf.train import build_loss, make_train_step
 
 

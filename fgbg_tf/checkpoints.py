@@ -18,7 +18,7 @@ import tensorflow as tf
 import yaml
 
 from fgbg_tf.config import Config, config_from_dict
-from fgbg_tf.model import FactorizedLandmarkModel, build_model
+from fgbg_tf.model.factorized import FactorizedLandmarkModel, build_model
 
 
 def variables_checkpoint(variables) -> tf.train.Checkpoint:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from fgbg_tf.presets import NETWORKS, PRESETS
+from fgbg_tf.model.presets import NETWORKS, PRESETS
 
 DATASET_NAMES = ("synthetic", "faces5pt", "bbc", "h36m", "celeba", "kth", "bair")
 

@@ -35,8 +35,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from fgbg_tf import metrics
 from fgbg_tf.checkpoints import load_run_config, load_trained_model
+from fgbg_tf.evaluation import metrics
 from fgbg_tf.config import (
     DATASET_NAMES,
     Config,
@@ -46,11 +46,11 @@ from fgbg_tf.config import (
     load_config,
 )
 from fgbg_tf.data import DatasetError, LandmarkDataset, get_dataset
+from fgbg_tf.data.pipeline import to_model_range
 from fgbg_tf.data.video_frames import frame_coordinates
-from fgbg_tf.figures import figure3_grid, line_plot, save_png
-from fgbg_tf.landmarks import to_pixels
-from fgbg_tf.pipeline import to_model_range
-from fgbg_tf.regression import ORIGINS, Regressor, apply_regressor, fit_regressor, save_regressor
+from fgbg_tf.evaluation.figures import figure3_grid, line_plot, save_png
+from fgbg_tf.evaluation.regression import ORIGINS, Regressor, apply_regressor, fit_regressor, save_regressor
+from fgbg_tf.model.landmarks import to_pixels
 
 logger = logging.getLogger("fgbg_tf.evaluate")
 

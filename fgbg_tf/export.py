@@ -46,9 +46,9 @@ import numpy as np
 import tensorflow as tf
 
 from fgbg_tf.checkpoints import load_trained_model
-from fgbg_tf.landmarks import render_heatmaps, to_pixels
-from fgbg_tf.model import FactorizedLandmarkModel
-from fgbg_tf.pipeline import from_model_range, to_model_range
+from fgbg_tf.data.pipeline import from_model_range, to_model_range
+from fgbg_tf.model.factorized import FactorizedLandmarkModel
+from fgbg_tf.model.landmarks import render_heatmaps, to_pixels
 
 logger = logging.getLogger("fgbg_tf.export")
 
@@ -67,7 +67,7 @@ class InferenceModule:
 
     Args:
         model: a built `FactorizedLandmarkModel` (float32).
-        regressor: optional `fgbg_tf.regression.Regressor` for the `keypoints` function.
+        regressor: optional `fgbg_tf.evaluation.regression.Regressor` for the `keypoints` function.
 
     Attributes `landmarks`, `landmarks_float`, `reconstruct`, `render` (and
     `keypoints`) are `tf.function`s with the signatures of the module docstring;
@@ -145,7 +145,7 @@ class InferenceModule:
             return self._detect(images * 2.0 - 1.0)
 
     def _keypoints(self, images):
-        from fgbg_tf.regression import apply_regressor
+        from fgbg_tf.evaluation.regression import apply_regressor
 
         means_pixels = self._landmarks(images)["means_pixels"]
         return {"keypoints": apply_regressor(self.regressor, means_pixels), "means_pixels": means_pixels}
@@ -340,7 +340,7 @@ def dataset_images(config, split_index: int, count: int) -> np.ndarray:
 
 def folder_images(folder: str | Path, size: int, count: int) -> np.ndarray:
     """Up to `count` images of a folder, resized to S x S (logged: calibration only needs statistics)."""
-    from fgbg_tf.media import MediaError, fit_to_model, image_files, read_image
+    from fgbg_tf.data.media import MediaError, fit_to_model, image_files, read_image
 
     images = []
     for path in image_files(folder)[:count]:
@@ -377,7 +377,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--formats", default="saved_model,tflite", type=lambda t: _list(t, FORMATS, "--formats"))
     parser.add_argument("--quantize", default="none,float16,int8",
                         type=lambda t: _list(t, QUANTIZATIONS, "--quantize"), help="TFLite variants")
-    parser.add_argument("--regressor", help="regressor .json/.npz (fgbg_tf.regression) for the keypoints signature")
+    parser.add_argument("--regressor", help="regressor .json/.npz (fgbg_tf.evaluation.regression) for the keypoints signature")
     parser.add_argument("--calibration-dir", help="images for int8 calibration (default: the run's dataset)")
     parser.add_argument("--num-calibration", type=int, default=100, help="calibration images (default 100)")
     parser.add_argument("--num-evaluation", type=int, default=16,
@@ -392,7 +392,7 @@ def main(argv=None) -> int:
         model, config, step = load_trained_model(args.checkpoint)
         regressor = None
         if args.regressor:
-            from fgbg_tf.regression import load_regressor
+            from fgbg_tf.evaluation.regression import load_regressor
 
             regressor = load_regressor(args.regressor)
         size = model.image_size

@@ -44,7 +44,7 @@ import numpy as np
 import tensorflow as tf
 
 from fgbg_tf.export import SAVED_MODEL_DIR, InferenceModule
-from fgbg_tf.media import (
+from fgbg_tf.data.media import (
     MediaError,
     VideoWriter,
     fit_to_model,
@@ -94,7 +94,7 @@ class Predictor:
             model, _, _ = load_trained_model(path)
             regressor = None
             if regressor_path:
-                from fgbg_tf.regression import load_regressor
+                from fgbg_tf.evaluation.regression import load_regressor
 
                 regressor = load_regressor(regressor_path)
             self.functions = InferenceModule(model, regressor).signatures()

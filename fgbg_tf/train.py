@@ -27,12 +27,12 @@ import yaml
 from fgbg_tf.checkpoints import variables_checkpoint
 from fgbg_tf.config import DATASET_NAMES, Config, ConfigError, config_from_dict, load_config
 from fgbg_tf.data import DatasetError, get_dataset
-from fgbg_tf.evaluate import factorisation_report
+from fgbg_tf.data.pipeline import training_batches
 from fgbg_tf.distribute import STRATEGIES, make_strategy, resolve_precision
-from fgbg_tf.model import build_model
-from fgbg_tf.perceptual import PerceptualLoss
-from fgbg_tf.pipeline import training_batches
-from fgbg_tf.summaries import figure6_grid
+from fgbg_tf.evaluate import factorisation_report
+from fgbg_tf.evaluation.summaries import figure6_grid
+from fgbg_tf.loss.perceptual import PerceptualLoss
+from fgbg_tf.model.factorized import build_model
 
 logger = logging.getLogger("fgbg_tf.train")
 

@@ -70,7 +70,7 @@ def tiny_run(tmp_path_factory, worker_id):
 
 @pytest.fixture(scope="session")
 def tiny_regressor():
-    from fgbg_tf.regression import Regressor
+    from fgbg_tf.evaluation.regression import Regressor
 
     return Regressor(np.random.default_rng(0).normal(size=(8, 6)), "centre", 32, ("a", "b", "c"))
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from fgbg_tf.data.media import write_image
 from fgbg_tf.export import SAVED_MODEL_DIR, tflite_name
-from fgbg_tf.media import write_image
 
 EXPORT = Path(__file__).resolve().parents[1] / "export"
 # Runs a consumer and reports which packages it imported: the examples must not need fgbg_tf,

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import TINY_OVERRIDES, shared_folder
+from tests.conftest import TINY_OVERRIDES, shared_folder
 from fgbg_tf.config import ConfigError, load_config
 from fgbg_tf.evaluate import evaluate_checkpoint
 from fgbg_tf.train import train

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from fgbg_tf.data import DatasetError
 from fgbg_tf.evaluate import SplitLandmarks, evaluate_checkpoint, main, run_split, score
-from fgbg_tf.regression import load_regressor
+from fgbg_tf.evaluation.regression import load_regressor
 
 @pytest.fixture
 def run_dir(tiny_run, tmp_path):
@@ -105,7 +105,7 @@ def test_untrained_baseline_is_the_runs_initial_model(run_dir, tmp_path):
     import keras
 
     from fgbg_tf.checkpoints import load_trained_model
-    from fgbg_tf.model import build_model
+    from fgbg_tf.model.factorized import build_model
 
     initial, config, step = load_trained_model(run_dir, initial=True)
     keras.utils.set_random_seed(config.train.seed)

@@ -16,8 +16,8 @@ from fgbg_tf.export import (
     run_tflite,
     tflite_name,
 )
-from fgbg_tf.pipeline import from_model_range, to_model_range
-from fgbg_tf.regression import apply_regressor
+from fgbg_tf.data.pipeline import from_model_range, to_model_range
+from fgbg_tf.evaluation.regression import apply_regressor
 
 @pytest.fixture(scope="module")
 def exported(tiny_run, tiny_export, tiny_regressor):

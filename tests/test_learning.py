@@ -6,7 +6,7 @@ encoder, a broken heatmap, a data pipeline that pairs the wrong frames); this on
 pose gives 11.2 %) to 9.2 % when it was written.
 """
 
-from conftest import TINY_OVERRIDES
+from tests.conftest import TINY_OVERRIDES
 from fgbg_tf.config import load_config
 from fgbg_tf.evaluate import evaluate_checkpoint
 from fgbg_tf.train import train

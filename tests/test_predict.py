@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from fgbg_tf.data.media import VideoWriter, read_image, to_original_pixels, write_image
 from fgbg_tf.export import SAVED_MODEL_DIR
-from fgbg_tf.media import VideoWriter, read_image, to_original_pixels, write_image
 from fgbg_tf.predict import Predictor, main, predict, transfer
 
 FACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces5pt" / "AFLW"

@@ -6,8 +6,8 @@ import keras
 import tensorflow as tf
 
 from fgbg_tf.config import ConfigError
-from fgbg_tf.model import build_model
-from fgbg_tf.perceptual import PerceptualLoss
+from fgbg_tf.loss.perceptual import PerceptualLoss
+from fgbg_tf.model.factorized import build_model
 from fgbg_tf.train import main, make_train_step, prepare_output, train
 
 

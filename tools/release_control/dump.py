@@ -26,8 +26,8 @@ import numpy as np
 
 from fgbg_tf.config import DATASET_NAMES, load_config
 from fgbg_tf.data import get_dataset
-from fgbg_tf.perceptual import CAFFE_BGR_MEAN, LAYER_NAMES, build_vgg19_features
-from fgbg_tf.pipeline import training_batches
+from fgbg_tf.data.pipeline import training_batches
+from fgbg_tf.loss.perceptual import CAFFE_BGR_MEAN, LAYER_NAMES, build_vgg19_features
 
 
 def split_arrays(dataset, split: str, with_mask: bool) -> dict:

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fgbg_tf import metrics
 from fgbg_tf.evaluate import SplitLandmarks, factorisation_scores, format_table, landmark_report
-from fgbg_tf.figures import save_png
-from fgbg_tf.summaries import figure6_grid
+from fgbg_tf.evaluation import metrics
+from fgbg_tf.evaluation.figures import save_png
+from fgbg_tf.evaluation.summaries import figure6_grid
 
 
 def split_landmarks(data, predictions, split: str) -> SplitLandmarks:

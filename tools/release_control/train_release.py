@@ -68,7 +68,7 @@ def init_like_release(module):
 
 
 class CaffeVGGLoss(nn.Module):
-    """fgbg_tf's PerceptualLoss (fgbg_tf/perceptual.py) in PyTorch, on the dumped VGG19 convolutions."""
+    """fgbg_tf's PerceptualLoss (fgbg_tf/loss/perceptual.py) in PyTorch, on the dumped VGG19 convolutions."""
 
     def __init__(self, arrays, settings: dict):
         super().__init__()

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fgbg_tf.spectral_norm import SpectralConv2D
+from fgbg_tf.model.spectral_norm import SpectralConv2D
 
 
 def conv64(x, kernel):

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fgbg_tf.model import FactorizedLandmarkModel
+from fgbg_tf.model.factorized import FactorizedLandmarkModel
 
 
 def images(batch=2, size=32, seed=0):

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fgbg_tf.spade import SPADE, SPADEGenerator, SPADEResBlock
+from fgbg_tf.model.spade import SPADE, SPADEGenerator, SPADEResBlock
 
 
 def test_spade_with_constant_modulation_is_scaled_instance_norm():

@@ -15,7 +15,7 @@ import colorsys
 import cv2
 import numpy as np
 
-from fgbg_tf.landmarks import to_pixels
+from fgbg_tf.model.landmarks import to_pixels
 
 COLUMNS = ("input", "pose (T_cj)", "appearance", "background", "foreground", "mask", "reconstruction")
 

@@ -1,4 +1,4 @@
-"""Tests for fgbg_tf.tps: TPS fit/interpolation, warp direction and sampling, release parameter ranges."""
+"""Tests for fgbg_tf.augment.tps: TPS fit/interpolation, warp direction and sampling, release parameter ranges."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fgbg_tf.tps import random_tps_targets, random_tps_warp, tps_map, tps_warp
+from fgbg_tf.augment.tps import random_tps_targets, random_tps_warp, tps_map, tps_warp
 
 S = 64
 NO_PERTURBATION = {"rotation": 0.0, "scale": (1.0, 1.0), "translation": 0.0, "point_jitter": 0.0}

@@ -1,7 +1,7 @@
 import numpy as np
 import tensorflow as tf
 
-from fgbg_tf.appearance import pool_part_appearance, project_appearance
+from fgbg_tf.model.appearance import pool_part_appearance, project_appearance
 
 
 def test_pooling_is_the_release_mean_of_eq1():

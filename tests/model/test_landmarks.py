@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fgbg_tf.landmarks import (
+from fgbg_tf.model.landmarks import (
     coordinate_grid,
     fit_gaussians,
     precision_matrix,

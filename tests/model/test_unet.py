@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fgbg_tf.unet import ConvNormReLU, UNet, align_corners_matrix, instance_norm, upsample_align_corners
+from fgbg_tf.model.unet import ConvNormReLU, UNet, align_corners_matrix, instance_norm, upsample_align_corners
 
 
 def test_align_corners_weights_by_hand():

@@ -1,10 +1,10 @@
-"""Tests for fgbg_tf.color_jitter: torchvision ColorJitter formulas, factor ranges, random order, statelessness."""
+"""Tests for fgbg_tf.augment.color_jitter: torchvision ColorJitter formulas, factor ranges, random order, statelessness."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from fgbg_tf.color_jitter import (
+from fgbg_tf.augment.color_jitter import (
     adjust_brightness,
     adjust_contrast,
     adjust_hue,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fgbg_tf.regression import Regressor, apply_regressor, fit_regressor, load_regressor, save_regressor
+from fgbg_tf.evaluation.regression import Regressor, apply_regressor, fit_regressor, load_regressor, save_regressor
 
 
 def _translated_square():

@@ -12,8 +12,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from fgbg_tf.spectral_norm import SpectralConv2D
-from fgbg_tf.unet import conv_initializers, instance_norm
+from fgbg_tf.model.spectral_norm import SpectralConv2D
+from fgbg_tf.model.unet import conv_initializers, instance_norm
 
 # "release": PyTorch's spectral_norm semantics (spectral_norm.py); "keras": keras.layers.SpectralNormalization,
 # which renormalises the stored kernel in place and passes no gradient through sigma.

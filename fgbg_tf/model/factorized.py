@@ -23,11 +23,11 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from fgbg_tf.appearance import pool_part_appearance, project_appearance
-from fgbg_tf.landmarks import fit_gaussians, render_heatmaps, spatial_softmax
-from fgbg_tf.presets import architecture
-from fgbg_tf.spade import SPADEGenerator, resize_bilinear
-from fgbg_tf.unet import UNet
+from fgbg_tf.model.appearance import pool_part_appearance, project_appearance
+from fgbg_tf.model.landmarks import fit_gaussians, render_heatmaps, spatial_softmax
+from fgbg_tf.model.presets import architecture
+from fgbg_tf.model.spade import SPADEGenerator, resize_bilinear
+from fgbg_tf.model.unet import UNet
 
 VARIANTS = ("full", "nomask", "baseline")
 

@@ -13,7 +13,7 @@ tensors in [0, 1]:
 
 with ``gray = 0.2989 R + 0.587 G + 0.114 B``. ``tf.image.adjust_hue(img, h)`` is torchvision's
 ``adjust_hue(img, h)`` on float tensors (both convert to HSV, add ``h`` to the hue expressed in turns modulo 1
-and convert back); ``tests/test_color_jitter.py`` checks it to 2e-5 against a NumPy port of torchvision's
+and convert back); ``tests/augment/test_color_jitter.py`` checks it to 2e-5 against a NumPy port of torchvision's
 ``_rgb2hsv``/``_hsv2rgb``. The release jittered PIL uint8 crops before resizing; PIL's 8-bit arithmetic (integer
 contrast mean, hue shift rounded to 1/255 turn) is not reproduced, only its quantisation-level effect is lost.
 

@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 
 from fgbg_tf.data import get_dataset
-from fgbg_tf.pipeline import make_views, training_batches
+from fgbg_tf.data.pipeline import make_views, training_batches
 
 
 def test_views_follow_the_paper_routing(tiny_config):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from fgbg_tf import metrics
+from fgbg_tf.evaluation import metrics
 
 
 def test_point_errors_are_euclidean():

@@ -1,4 +1,4 @@
-"""Tests for fgbg_tf.perceptual: weight loading (all three sources, offline), the safe legacy torch.save reader and the
+"""Tests for fgbg_tf.loss.perceptual: weight loading (all three sources, offline), the safe legacy torch.save reader and the
 loss arithmetic. Nothing is downloaded: every weights file is generated here with random values."""
 
 import collections

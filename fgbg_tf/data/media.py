@@ -28,9 +28,9 @@ import numpy as np
 import tensorflow as tf
 
 from fgbg_tf.data.image_files import resize_image
-from fgbg_tf.summaries import draw_landmarks
+from fgbg_tf.evaluation.summaries import draw_landmarks
 
-logger = logging.getLogger("fgbg_tf.media")
+logger = logging.getLogger("fgbg_tf.data.media")
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")

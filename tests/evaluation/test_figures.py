@@ -4,8 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from fgbg_tf.figures import figure3_grid, line_plot, part_map_overlay, plot_axes, save_png
-from fgbg_tf.summaries import landmark_colours
+from fgbg_tf.evaluation.figures import figure3_grid, line_plot, part_map_overlay, plot_axes, save_png
+from fgbg_tf.evaluation.summaries import landmark_colours
 
 
 def test_log_axis_puts_each_decade_at_equal_spacing():

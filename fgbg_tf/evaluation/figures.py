@@ -23,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fgbg_tf.summaries import draw_landmarks, landmark_colours
+from fgbg_tf.evaluation.summaries import draw_landmarks, landmark_colours
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 _MARGINS = (76, 24, 40, 52)  # left, right, top, bottom

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from fgbg_tf.color_jitter import color_jitter
+from fgbg_tf.augment.color_jitter import color_jitter
+from fgbg_tf.augment.tps import random_tps_warp
 from fgbg_tf.config import Config
 from fgbg_tf.data.base import LandmarkDataset, Shard, element_seed
-from fgbg_tf.tps import random_tps_warp
 
 _JITTER_SALT, _TPS_SALT = 11, 12
 

@@ -1,0 +1,1 @@
+"""The pose and appearance perturbations: thin-plate-spline warps and colour jitter."""

@@ -1,0 +1,1 @@
+"""Scoring landmarks: metrics, the linear regression protocol, figures and training pictures."""

@@ -1,0 +1,1 @@
+"""The reconstruction loss (VGG19 perceptual + pixel) and its weights."""
