@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fgbg_tf import perceptual
+from fgbg_tf.loss import perceptual
 
 TRUNCATED_CONVS = ("block1_conv1", "block1_conv2", "block2_conv1", "block2_conv2", "block3_conv1", "block3_conv2",
                    "block3_conv3", "block3_conv4", "block4_conv1", "block4_conv2")
