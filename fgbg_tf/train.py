@@ -32,13 +32,20 @@ from fgbg_tf.distribute import STRATEGIES, make_strategy, resolve_precision
 from fgbg_tf.evaluate import factorisation_report
 from fgbg_tf.evaluation.summaries import figure6_grid
 from fgbg_tf.loss.perceptual import PerceptualLoss
+from fgbg_tf.loss.vgg19 import fetch_vgg19_weights
 from fgbg_tf.model.factorized import build_model
 
 logger = logging.getLogger("fgbg_tf.train")
 
 
 def build_loss(config: Config, precision: str | None = None) -> PerceptualLoss:
-    """The reconstruction loss a config describes, computed in `precision` (default: the run's, resolved)."""
+    """The reconstruction loss a config describes, computed in `precision` (default: the run's, resolved).
+
+    Fetches the VGG19 weights first when the loss needs them and the config names no file (the explicit
+    acquisition step of `fgbg_tf/loss/vgg19.py`; a no-op once they are on this machine).
+    """
+    if any(config.loss.layer_weights) and config.loss.vgg_weights is None:
+        fetch_vgg19_weights()
     return PerceptualLoss(
         layer_weights=config.loss.layer_weights,
         pixel_weight=config.loss.pixel_weight,
