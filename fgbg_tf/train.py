@@ -205,16 +205,43 @@ def _local(value) -> np.ndarray:
     return np.concatenate([np.asarray(p) for p in parts])
 
 
+# What a resumed run must keep: the model and the data stream (which frames, pairs and views each step sees), so that
+# its checkpoint continues the run it came from. Training settings (learning rate, logging, ...) may change; the
+# global batch is checked against the checkpoint itself; where the data lives may move.
+def _must_match(key: str) -> bool:
+    return key.startswith(("model.", "data.")) and key != "data.data_dir" or key == "train.seed"
+
+
+def _flatten(values: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in values.items():
+        if isinstance(value, dict) and key != "options" and key != "subnetworks":
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def prepare_output(output_dir: Path, config: Config) -> Config:
-    """Writes config.yaml, or on resume checks that the folder's run used a compatible model."""
+    """Writes config.yaml, or on resume checks that the folder's run had the same model and data stream.
+
+    Raises ConfigError naming every model, data or seed key that differs.
+    """
     output_dir.mkdir(parents=True, exist_ok=True)
     saved_path = output_dir / "config.yaml"
     if saved_path.exists():
-        saved = config_from_dict(yaml.safe_load(saved_path.read_text()))
-        if saved.model != config.model or saved.data.image_size != config.data.image_size:
+        try:
+            saved = _flatten(config_from_dict(yaml.safe_load(saved_path.read_text())).to_dict())
+        except (yaml.YAMLError, ConfigError) as error:
+            raise ConfigError(f"{saved_path} is not a readable fgbg_tf config ({error}); use a new --output folder") from None
+        current = _flatten(config.to_dict())
+        differ = [k for k in sorted(set(saved) | set(current))
+                  if _must_match(k) and saved.get(k) != current.get(k)]
+        if differ:
+            details = "; ".join(f"{k}: {saved.get(k)!r} in the run, {current.get(k)!r} now" for k in differ[:6])
             raise ConfigError(
-                f"{output_dir} holds a run with a different model ({saved_path}); "
-                "use a new --output folder or the same model settings to resume"
+                f"{output_dir} holds a run with a different model or data stream ({saved_path}): {details}"
+                f"{' ...' if len(differ) > 6 else ''}. Use a new --output folder, or the run's settings to resume"
             )
     saved_path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
     return config
@@ -232,10 +259,11 @@ def train(config: Config, output_dir: str | Path, strategy=None, progress: bool 
     output_dir = Path(output_dir)
     chief = is_chief(strategy)
     cluster = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+    global_batch_size = config.train.batch_size * strategy.num_replicas_in_sync
+    # The data first: a start that fails on it leaves no config.yaml to block the corrected command.
+    dataset = get_dataset(config.data)
     if chief:
         prepare_output(output_dir, config)
-    global_batch_size = config.train.batch_size * strategy.num_replicas_in_sync
-    dataset = get_dataset(config.data)
     precision = resolve_precision(config.train.precision)
     # Same seed, same initial weights and data: runs are reproducible and resumable from any checkpoint.
     keras.utils.set_random_seed(config.train.seed)

@@ -108,14 +108,34 @@ def test_resume_continues_with_identical_losses(tiny_config, tmp_path):
     assert (resumed / "ckpt-4.index").exists()
 
 
-def test_output_folder_of_a_different_model_is_refused(tiny_config, tmp_path):
+def test_output_folder_of_a_different_model_or_data_stream_is_refused(tiny_config, tmp_path):
     prepare_output(tmp_path, tiny_config)
     tiny_config.model.num_landmarks = 6
-    with pytest.raises(ConfigError, match="different model"):
+    with pytest.raises(ConfigError, match="different model.*model.num_landmarks: 4 in the run, 6 now"):
         prepare_output(tmp_path, tiny_config)
     tiny_config.model.num_landmarks = 4
-    tiny_config.train.max_steps = 10  # training settings may change between sessions of a run
+    # Another data stream: other videos, or another order, would not continue the run's checkpoint either.
+    tiny_config.data.options = {**tiny_config.data.options, "train_videos": 3}
+    tiny_config.train.seed = 5
+    with pytest.raises(ConfigError, match=r"data.options: .*; train.seed: 0 in the run, 5 now"):
+        prepare_output(tmp_path, tiny_config)
+    tiny_config.data.options = {**tiny_config.data.options, "train_videos": 2}
+    tiny_config.train.seed = 0
+    # Training settings and the data's location may change between sessions of a run.
+    tiny_config.train.max_steps = 10
+    tiny_config.train.learning_rate = 1e-4
+    tiny_config.data.data_dir = str(tmp_path / "moved")
     prepare_output(tmp_path, tiny_config)
+
+
+def test_a_start_that_fails_on_its_data_leaves_no_config_behind(tmp_path):
+    from fgbg_tf.config import load_config
+    from fgbg_tf.data import DatasetError
+
+    config = load_config("faces5pt", overrides=[f"data.data_dir={tmp_path / 'nowhere'}"])
+    with pytest.raises(DatasetError):
+        train(config, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "config.yaml").exists()  # the corrected command can use the same folder
 
 
 def test_cli_reports_config_errors_and_unavailable_data(tmp_path, capsys):
