@@ -171,23 +171,45 @@ def training_instruments(outputs: dict) -> dict:
 
 
 class SkippedFrames:
-    """Collects the frames a reader could not decode and reports them once per epoch."""
+    """Collects the frames a reader could not decode, reports them once per epoch, and stops a run that has none.
 
-    def __init__(self, epoch_size: int):
+    A training set whose frames are all unreadable would otherwise train to the end on zero-weight batches (loss 0,
+    exit code 0): `add` raises DatasetError when the first `first_batches` batches, or a whole epoch, hold no
+    readable frame.
+    """
+
+    def __init__(self, epoch_size: int, first_batches: int = 10):
         self.epoch_size = epoch_size
+        self.first_batches = first_batches
         self.epoch = None
         self.sources: list[str] = []
+        self.batches = self.readable = self.readable_in_epoch = 0
 
     def add(self, batch) -> None:
         weight = _local(batch["weight"])
         index = _local(batch["index"])
         epoch = int(index.max()) // self.epoch_size
         if self.epoch is not None and epoch != self.epoch:
+            if not self.readable_in_epoch:
+                self._stop(f"epoch {self.epoch}")
             self.report()
+            self.readable_in_epoch = 0
         self.epoch = epoch
         bad = weight == 0
         if bad.any():
             self.sources += [s.decode() for s in _local(batch["source"])[bad]]
+        self.batches += 1
+        self.readable += int((~bad).sum())
+        self.readable_in_epoch += int((~bad).sum())
+        if self.batches == self.first_batches and not self.readable:
+            self._stop(f"the first {self.first_batches} batches")
+
+    def _stop(self, where: str) -> None:
+        unique = sorted(set(self.sources))
+        raise DatasetError(
+            f"no readable training frame in {where} ({len(self.sources)} skipped, e.g. {', '.join(unique[:5])}); "
+            "check data.data_dir and the files"
+        )
 
     def report(self) -> None:
         if self.sources:
@@ -333,7 +355,11 @@ def train(config: Config, output_dir: str | Path, strategy=None, progress: bool 
                     f"loss is {results['loss']} at step {current}; nothing was saved after it, "
                     f"the last checkpoint ({last_saved and f'step {last_saved}' or 'none'}) is intact in {run_checkpoints}"
                 )
-            skipped.add(batch)
+            try:
+                skipped.add(batch)
+            except DatasetError:
+                healthy = False  # nothing was learnt from these batches: keep the last checkpoint as it is
+                raise
             history.append(results)
             window.append((current, time.perf_counter()))
             # The recent rate (the last log_every steps), not an average that includes tracing.

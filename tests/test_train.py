@@ -5,10 +5,11 @@ import pytest
 import keras
 import tensorflow as tf
 
-from fgbg_tf.config import ConfigError
+from fgbg_tf.config import ConfigError, load_config
+from fgbg_tf.data import DatasetError
 from fgbg_tf.loss.perceptual import PerceptualLoss
 from fgbg_tf.model.factorized import build_model
-from fgbg_tf.train import main, make_train_step, prepare_output, train
+from fgbg_tf.train import SkippedFrames, main, make_train_step, prepare_output, train
 
 
 def one_step(config, strategy, weights, batch, optimizer=keras.optimizers.Adam):
@@ -129,13 +130,28 @@ def test_output_folder_of_a_different_model_or_data_stream_is_refused(tiny_confi
 
 
 def test_a_start_that_fails_on_its_data_leaves_no_config_behind(tmp_path):
-    from fgbg_tf.config import load_config
-    from fgbg_tf.data import DatasetError
-
     config = load_config("faces5pt", overrides=[f"data.data_dir={tmp_path / 'nowhere'}"])
     with pytest.raises(DatasetError):
         train(config, tmp_path / "run", progress=False)
     assert not (tmp_path / "run" / "config.yaml").exists()  # the corrected command can use the same folder
+
+
+def test_a_training_set_without_readable_frames_stops_the_run():
+    def batch(indices, readable):
+        return {"weight": np.full(len(indices), float(readable)), "index": np.array(indices),
+                "source": np.array([f"frame{i}.jpg".encode() for i in indices])}
+
+    nothing = SkippedFrames(epoch_size=100, first_batches=3)
+    nothing.add(batch([0, 1], False))
+    nothing.add(batch([2, 3], False))
+    with pytest.raises(DatasetError, match=r"first 3 batches \(6 skipped, e.g. frame0.jpg"):
+        nothing.add(batch([4, 5], False))
+    # Readable frames early on, then a whole epoch without any: stopped when that epoch ends.
+    later = SkippedFrames(epoch_size=4, first_batches=2)
+    for indices, readable in (([0, 1], True), ([2, 3], False), ([4, 5], False), ([6, 7], False)):
+        later.add(batch(indices, readable))
+    with pytest.raises(DatasetError, match="epoch 1"):
+        later.add(batch([8, 9], True))
 
 
 def test_cli_reports_config_errors_and_unavailable_data(tmp_path, capsys):
