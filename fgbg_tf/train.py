@@ -27,7 +27,7 @@ import yaml
 from fgbg_tf.checkpoints import variables_checkpoint
 from fgbg_tf.config import DATASET_NAMES, Config, ConfigError, config_from_dict, load_config
 from fgbg_tf.data import DatasetError, get_dataset
-from fgbg_tf.data.pipeline import training_batches
+from fgbg_tf.data.pipeline import check_views, training_batches
 from fgbg_tf.distribute import STRATEGIES, make_strategy, resolve_precision
 from fgbg_tf.evaluate import factorisation_report
 from fgbg_tf.evaluation.summaries import figure6_grid
@@ -284,6 +284,7 @@ def train(config: Config, output_dir: str | Path, strategy=None, progress: bool 
     global_batch_size = config.train.batch_size * strategy.num_replicas_in_sync
     # The data first: a start that fails on it leaves no config.yaml to block the corrected command.
     dataset = get_dataset(config.data)
+    check_views(dataset, config)
     if chief:
         prepare_output(output_dir, config)
     precision = resolve_precision(config.train.precision)

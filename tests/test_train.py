@@ -136,6 +136,16 @@ def test_a_start_that_fails_on_its_data_leaves_no_config_behind(tmp_path):
     assert not (tmp_path / "run" / "config.yaml").exists()  # the corrected command can use the same folder
 
 
+def test_views_the_dataset_cannot_give_are_refused_before_any_work(tmp_path):
+    from tests.data.fixtures_images import make_faces5pt
+
+    make_faces5pt(tmp_path / "faces", num_train=4, num_test=2)
+    config = load_config("faces5pt", overrides=[f"data.data_dir={tmp_path / 'faces'}", "data.pose_perturbation=temporal"])
+    with pytest.raises(ConfigError, match="data.pose_perturbation: dataset 'faces5pt' has no videos"):
+        train(config, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "config.yaml").exists()
+
+
 def test_a_training_set_without_readable_frames_stops_the_run():
     def batch(indices, readable):
         return {"weight": np.full(len(indices), float(readable)), "index": np.array(indices),
