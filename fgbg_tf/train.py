@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 import yaml
 
-from fgbg_tf.checkpoints import variables_checkpoint
+from fgbg_tf.checkpoints import CheckpointError, restore_newest, variables_checkpoint
 from fgbg_tf.config import DATASET_NAMES, Config, ConfigError, config_from_dict, load_config
 from fgbg_tf.data import DatasetError, get_dataset
 from fgbg_tf.data.pipeline import check_views, training_batches
@@ -306,9 +306,8 @@ def train(config: Config, output_dir: str | Path, strategy=None, progress: bool 
     run_checkpoints = output_dir / "checkpoints"
     scratch = None if chief else Path(tempfile.mkdtemp(prefix="fgbg_tf-worker-"))
     manager = tf.train.CheckpointManager(checkpoint, scratch or run_checkpoints, config.train.keep_checkpoints)
-    latest = tf.train.latest_checkpoint(str(run_checkpoints))
+    latest = restore_newest(checkpoint, run_checkpoints, set_aside=chief) if run_checkpoints.is_dir() else None
     if latest:
-        checkpoint.restore(latest).assert_consumed()
         if int(trained_batch.numpy()) != global_batch_size:
             raise ConfigError(
                 f"{latest} was trained with a global batch of {int(trained_batch.numpy())} images per step; this "
@@ -462,7 +461,7 @@ def main(argv=None) -> int:
     except (ConfigError, DatasetError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except (ClusterError, FloatingPointError) as error:
+    except (ClusterError, FloatingPointError, CheckpointError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 3
     if history and is_chief(strategy):
