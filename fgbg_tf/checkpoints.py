@@ -11,6 +11,8 @@ Example:
 
 from __future__ import annotations
 
+import logging
+import re
 from pathlib import Path
 
 import keras
@@ -19,6 +21,43 @@ import yaml
 
 from fgbg_tf.config import Config, config_from_dict
 from fgbg_tf.model.factorized import FactorizedLandmarkModel, build_model
+
+logger = logging.getLogger(__name__)
+
+
+class CheckpointError(RuntimeError):
+    """A run folder holds checkpoints and none of them reads."""
+
+
+def restore_newest(checkpoint: tf.train.Checkpoint, folder: Path, set_aside: bool = True) -> str | None:
+    """Restores the newest checkpoint in `folder` that reads; returns its prefix, or None when there is none.
+
+    The checkpoints are found by their `ckpt-N.index` files, not by the `checkpoint` state file alone, so a damaged
+    state file cannot restart a run from step 0 over its checkpoints. One that does not read (truncated, corrupt,
+    from another model) is named in a warning and, with `set_aside`, renamed to `ckpt-N.unreadable.*` so that no
+    later save overwrites it. Raises CheckpointError when checkpoints exist and none reads.
+    """
+    found = sorted((int(m.group(1)) for p in folder.glob("ckpt-*.index")
+                    if (m := re.fullmatch(r"ckpt-(\d+)\.index", p.name))), reverse=True)
+    failures = []
+    for number in found:
+        prefix = folder / f"ckpt-{number}"
+        try:
+            checkpoint.restore(str(prefix)).assert_consumed()
+        except Exception as error:  # TensorFlow raises assorted types for damaged files; each is reported
+            reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+            failures.append(f"{prefix} ({reason})")
+            if set_aside:
+                for part in folder.glob(f"ckpt-{number}.*"):
+                    part.rename(part.with_name(part.name.replace(f"ckpt-{number}.", f"ckpt-{number}.unreadable.", 1)))
+            logger.warning("%s does not read (%s)%s; trying the one before", prefix, reason,
+                           ", set aside as ckpt-%d.unreadable.*" % number if set_aside else "")
+            continue
+        return str(prefix)
+    if failures:
+        raise CheckpointError(f"no checkpoint in {folder} reads: {'; '.join(failures)}. Nothing was overwritten; "
+                              "start a new --output folder, or restore the files")
+    return None
 
 
 def variables_checkpoint(variables) -> tf.train.Checkpoint:

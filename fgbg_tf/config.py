@@ -184,6 +184,26 @@ class Config:
             raise ConfigError("loss.layer_weights, loss.pixel_weight and loss.feature_scale must be >= 0")
         if self.data.tps.grid_size < 2:
             raise ConfigError(f"data.tps.grid_size must be >= 2, got {self.data.tps.grid_size}")
+        _positive("loss.scale", self.loss.scale)
+        _positive("train.adam_epsilon", self.train.adam_epsilon)
+        if self.train.seed < 0:
+            raise ConfigError(f"train.seed must be >= 0, got {self.train.seed}")
+        low, high = self.data.tps.scale
+        if not 0 < low <= high:
+            raise ConfigError(f"data.tps.scale must be [low, high] with 0 < low <= high, got {[low, high]}")
+        for key in ("rotation", "translation", "point_jitter", "margin"):
+            if getattr(self.data.tps, key) < 0:
+                raise ConfigError(f"data.tps.{key} must be >= 0, got {getattr(self.data.tps, key)}")
+        # torchvision's ColorJitter ranges: factors in [max(0, 1 - v), 1 + v], the hue shift in [-v, v], v <= 0.5.
+        jitter = self.data.color_jitter
+        for key in ("brightness", "contrast", "saturation"):
+            if getattr(jitter, key) < 0:
+                raise ConfigError(f"data.color_jitter.{key} must be >= 0, got {getattr(jitter, key)}")
+        if not 0 <= jitter.hue <= 0.5:
+            raise ConfigError(f"data.color_jitter.hue must be in [0, 0.5], got {jitter.hue}")
+        if self.loss.vgg_weights is not None and any(self.loss.layer_weights):
+            if not Path(self.loss.vgg_weights).expanduser().is_file():
+                raise ConfigError(f"loss.vgg_weights: {self.loss.vgg_weights} is not a file")
         return self
 
     def to_dict(self) -> dict:

@@ -161,7 +161,7 @@ class InferenceModule:
         covariances = tf.ensure_shape(covariances, [None, k, 2, 2], name=f"check_covariances_is_batch_{k}x2x2")
         appearance = to_model_range(self._checked(appearance, "appearance"))
         heatmaps = render_heatmaps(means, covariances, self.model.image_size)  # eq. 2
-        outputs = self.model.render(heatmaps, self.model.detect(appearance), appearance)
+        outputs = self.model.render(heatmaps, appearance)
         outputs["image"] = outputs.pop("reconstruction")
         return _display(outputs)
 

@@ -17,6 +17,7 @@ Output folder (default `predictions/`):
                                     self-reconstruction, where the model variant has them
                                     (at the model's S x S resolution)
     NAME_overlay.mp4 (_mask, _background)   the same for a video, frame by frame
+NAME is the input's stem (face.jpg -> face), or stem_ext where two inputs share a stem (clip_avi, clip_mp4).
 
 Image size policy: the model takes S x S images. Another size is an error naming the
 file (the file is skipped and reported) unless --resize is given; then every such
@@ -33,6 +34,7 @@ landmarks | B | the result).
 from __future__ import annotations
 
 import argparse
+import collections
 import csv
 import json
 import logging
@@ -181,20 +183,28 @@ def _prepare(image: np.ndarray, size: int, resize: bool, source, frame=None) -> 
     return fitted, original
 
 
-def predict_image(predictor: Predictor, path: Path, output_dir: Path, results: Results, resize: bool) -> None:
+def output_names(files: list[Path]) -> dict[Path, str]:
+    """Each input's name in the output folder: its stem, or stem_ext where two inputs share a stem (clip.avi and
+    clip.mp4 become clip_avi and clip_mp4), so that no output overwrites another."""
+    stems = collections.Counter(p.stem for p in files)
+    return {p: p.stem if stems[p.stem] == 1 else f"{p.stem}_{p.suffix.lstrip('.')}" for p in files}
+
+
+def predict_image(predictor: Predictor, path: Path, name: str, output_dir: Path, results: Results,
+                  resize: bool) -> None:
     image = read_image(path)
     fitted, original = _prepare(image, predictor.image_size, resize, path)
     output = predictor.landmarks(fitted[None])
     item = results.add(path, None, original, output, 0)
     keypoints = np.array(item["keypoints"]) if "keypoints" in item else None
-    write_image(output_dir / "overlays" / f"{path.name}.png", overlay(image, np.array(item["landmarks"]), keypoints))
+    write_image(output_dir / "overlays" / f"{name}.png", overlay(image, np.array(item["landmarks"]), keypoints))
     if predictor.factors:
         factors = predictor.reconstruct(fitted[None], fitted[None])
-        for name in predictor.factors:
-            write_image(output_dir / f"{name}s" / f"{path.name}.png", _unit_to_uint8(factors[name][0]))
+        for factor in predictor.factors:
+            write_image(output_dir / f"{factor}s" / f"{name}.png", _unit_to_uint8(factors[factor][0]))
 
 
-def predict_video(predictor: Predictor, path: Path, output_dir: Path, results: Results, resize: bool,
+def predict_video(predictor: Predictor, path: Path, name: str, output_dir: Path, results: Results, resize: bool,
                   progress: bool) -> None:
     size, fps = predictor.image_size, video_fps(path)
     bar = keras.utils.Progbar(video_length(path) or None, unit_name="frame") if progress else None
@@ -210,11 +220,10 @@ def predict_video(predictor: Predictor, path: Path, output_dir: Path, results: R
             keypoints = np.array(item["keypoints"]) if "keypoints" in item else None
             shown = {"overlay": overlay(image, np.array(item["landmarks"]), keypoints)}
             shown.update({name: _unit_to_uint8(factors[name][i]) for name in predictor.factors})
-            for name, picture in shown.items():
-                if name not in writers:
-                    stem = output_dir / f"{path.stem}_{name}"
-                    writers[name] = VideoWriter(stem, fps, (picture.shape[1], picture.shape[0]))
-                writers[name].write(picture)
+            for kind, picture in shown.items():
+                if kind not in writers:
+                    writers[kind] = VideoWriter(output_dir / f"{name}_{kind}", fps, (picture.shape[1], picture.shape[0]))
+                writers[kind].write(picture)
         frames.clear()
 
     try:
@@ -235,20 +244,23 @@ def predict_video(predictor: Predictor, path: Path, output_dir: Path, results: R
 def predict(model_path: str | Path, input_path: str | Path, output_dir: str | Path, resize: bool = False,
             regressor_path: str | Path | None = None, progress: bool = True) -> dict:
     """Runs the model on an image, a video or a folder of both; returns the JSON summary written."""
-    predictor = Predictor(model_path, regressor_path)
     output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    results = Results(predictor, str(model_path))
+    if output_dir.exists() and not output_dir.is_dir():
+        raise MediaError(f"--output {output_dir} is a file; name a folder (it is created if missing)")
     files = input_files(input_path)
     if not files:
         raise MediaError(f"--input {input_path} holds no image or video files")
+    predictor = Predictor(model_path, regressor_path)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    results = Results(predictor, str(model_path))
+    names = output_names(files)
     bar = keras.utils.Progbar(len(files), unit_name="file") if progress and len(files) > 1 else None
     for number, path in enumerate(files, 1):
         try:
             if is_video(path):
-                predict_video(predictor, path, output_dir, results, resize, progress and bar is None)
+                predict_video(predictor, path, names[path], output_dir, results, resize, progress and bar is None)
             else:
-                predict_image(predictor, path, output_dir, results, resize)
+                predict_image(predictor, path, names[path], output_dir, results, resize)
         except MediaError as error:
             results.skip(path, error)
         if bar is not None:

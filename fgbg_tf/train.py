@@ -24,21 +24,28 @@ import numpy as np
 import tensorflow as tf
 import yaml
 
-from fgbg_tf.checkpoints import variables_checkpoint
+from fgbg_tf.checkpoints import CheckpointError, restore_newest, variables_checkpoint
 from fgbg_tf.config import DATASET_NAMES, Config, ConfigError, config_from_dict, load_config
 from fgbg_tf.data import DatasetError, get_dataset
-from fgbg_tf.data.pipeline import training_batches
+from fgbg_tf.data.pipeline import check_views, training_batches
 from fgbg_tf.distribute import STRATEGIES, make_strategy, resolve_precision
 from fgbg_tf.evaluate import factorisation_report
 from fgbg_tf.evaluation.summaries import figure6_grid
 from fgbg_tf.loss.perceptual import PerceptualLoss
+from fgbg_tf.loss.vgg19 import fetch_vgg19_weights
 from fgbg_tf.model.factorized import build_model
 
 logger = logging.getLogger("fgbg_tf.train")
 
 
 def build_loss(config: Config, precision: str | None = None) -> PerceptualLoss:
-    """The reconstruction loss a config describes, computed in `precision` (default: the run's, resolved)."""
+    """The reconstruction loss a config describes, computed in `precision` (default: the run's, resolved).
+
+    Fetches the VGG19 weights first when the loss needs them and the config names no file (the explicit
+    acquisition step of `fgbg_tf/loss/vgg19.py`; a no-op once they are on this machine).
+    """
+    if any(config.loss.layer_weights) and config.loss.vgg_weights is None:
+        fetch_vgg19_weights()
     return PerceptualLoss(
         layer_weights=config.loss.layer_weights,
         pixel_weight=config.loss.pixel_weight,
@@ -164,23 +171,45 @@ def training_instruments(outputs: dict) -> dict:
 
 
 class SkippedFrames:
-    """Collects the frames a reader could not decode and reports them once per epoch."""
+    """Collects the frames a reader could not decode, reports them once per epoch, and stops a run that has none.
 
-    def __init__(self, epoch_size: int):
+    A training set whose frames are all unreadable would otherwise train to the end on zero-weight batches (loss 0,
+    exit code 0): `add` raises DatasetError when the first `first_batches` batches, or a whole epoch, hold no
+    readable frame.
+    """
+
+    def __init__(self, epoch_size: int, first_batches: int = 10):
         self.epoch_size = epoch_size
+        self.first_batches = first_batches
         self.epoch = None
         self.sources: list[str] = []
+        self.batches = self.readable = self.readable_in_epoch = 0
 
     def add(self, batch) -> None:
         weight = _local(batch["weight"])
         index = _local(batch["index"])
         epoch = int(index.max()) // self.epoch_size
         if self.epoch is not None and epoch != self.epoch:
+            if not self.readable_in_epoch:
+                self._stop(f"epoch {self.epoch}")
             self.report()
+            self.readable_in_epoch = 0
         self.epoch = epoch
         bad = weight == 0
         if bad.any():
             self.sources += [s.decode() for s in _local(batch["source"])[bad]]
+        self.batches += 1
+        self.readable += int((~bad).sum())
+        self.readable_in_epoch += int((~bad).sum())
+        if self.batches == self.first_batches and not self.readable:
+            self._stop(f"the first {self.first_batches} batches")
+
+    def _stop(self, where: str) -> None:
+        unique = sorted(set(self.sources))
+        raise DatasetError(
+            f"no readable training frame in {where} ({len(self.sources)} skipped, e.g. {', '.join(unique[:5])}); "
+            "check data.data_dir and the files"
+        )
 
     def report(self) -> None:
         if self.sources:
@@ -198,16 +227,43 @@ def _local(value) -> np.ndarray:
     return np.concatenate([np.asarray(p) for p in parts])
 
 
+# What a resumed run must keep: the model and the data stream (which frames, pairs and views each step sees), so that
+# its checkpoint continues the run it came from. Training settings (learning rate, logging, ...) may change; the
+# global batch is checked against the checkpoint itself; where the data lives may move.
+def _must_match(key: str) -> bool:
+    return key.startswith(("model.", "data.")) and key != "data.data_dir" or key == "train.seed"
+
+
+def _flatten(values: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in values.items():
+        if isinstance(value, dict) and key != "options" and key != "subnetworks":
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def prepare_output(output_dir: Path, config: Config) -> Config:
-    """Writes config.yaml, or on resume checks that the folder's run used a compatible model."""
+    """Writes config.yaml, or on resume checks that the folder's run had the same model and data stream.
+
+    Raises ConfigError naming every model, data or seed key that differs.
+    """
     output_dir.mkdir(parents=True, exist_ok=True)
     saved_path = output_dir / "config.yaml"
     if saved_path.exists():
-        saved = config_from_dict(yaml.safe_load(saved_path.read_text()))
-        if saved.model != config.model or saved.data.image_size != config.data.image_size:
+        try:
+            saved = _flatten(config_from_dict(yaml.safe_load(saved_path.read_text())).to_dict())
+        except (yaml.YAMLError, ConfigError) as error:
+            raise ConfigError(f"{saved_path} is not a readable fgbg_tf config ({error}); use a new --output folder") from None
+        current = _flatten(config.to_dict())
+        differ = [k for k in sorted(set(saved) | set(current))
+                  if _must_match(k) and saved.get(k) != current.get(k)]
+        if differ:
+            details = "; ".join(f"{k}: {saved.get(k)!r} in the run, {current.get(k)!r} now" for k in differ[:6])
             raise ConfigError(
-                f"{output_dir} holds a run with a different model ({saved_path}); "
-                "use a new --output folder or the same model settings to resume"
+                f"{output_dir} holds a run with a different model or data stream ({saved_path}): {details}"
+                f"{' ...' if len(differ) > 6 else ''}. Use a new --output folder, or the run's settings to resume"
             )
     saved_path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
     return config
@@ -225,10 +281,12 @@ def train(config: Config, output_dir: str | Path, strategy=None, progress: bool 
     output_dir = Path(output_dir)
     chief = is_chief(strategy)
     cluster = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+    global_batch_size = config.train.batch_size * strategy.num_replicas_in_sync
+    # The data first: a start that fails on it leaves no config.yaml to block the corrected command.
+    dataset = get_dataset(config.data)
+    check_views(dataset, config)
     if chief:
         prepare_output(output_dir, config)
-    global_batch_size = config.train.batch_size * strategy.num_replicas_in_sync
-    dataset = get_dataset(config.data)
     precision = resolve_precision(config.train.precision)
     # Same seed, same initial weights and data: runs are reproducible and resumable from any checkpoint.
     keras.utils.set_random_seed(config.train.seed)
@@ -248,9 +306,8 @@ def train(config: Config, output_dir: str | Path, strategy=None, progress: bool 
     run_checkpoints = output_dir / "checkpoints"
     scratch = None if chief else Path(tempfile.mkdtemp(prefix="fgbg_tf-worker-"))
     manager = tf.train.CheckpointManager(checkpoint, scratch or run_checkpoints, config.train.keep_checkpoints)
-    latest = tf.train.latest_checkpoint(str(run_checkpoints))
+    latest = restore_newest(checkpoint, run_checkpoints, set_aside=chief) if run_checkpoints.is_dir() else None
     if latest:
-        checkpoint.restore(latest).assert_consumed()
         if int(trained_batch.numpy()) != global_batch_size:
             raise ConfigError(
                 f"{latest} was trained with a global batch of {int(trained_batch.numpy())} images per step; this "
@@ -298,7 +355,11 @@ def train(config: Config, output_dir: str | Path, strategy=None, progress: bool 
                     f"loss is {results['loss']} at step {current}; nothing was saved after it, "
                     f"the last checkpoint ({last_saved and f'step {last_saved}' or 'none'}) is intact in {run_checkpoints}"
                 )
-            skipped.add(batch)
+            try:
+                skipped.add(batch)
+            except DatasetError:
+                healthy = False  # nothing was learnt from these batches: keep the last checkpoint as it is
+                raise
             history.append(results)
             window.append((current, time.perf_counter()))
             # The recent rate (the last log_every steps), not an average that includes tracing.
@@ -400,7 +461,7 @@ def main(argv=None) -> int:
     except (ConfigError, DatasetError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except (ClusterError, FloatingPointError) as error:
+    except (ClusterError, FloatingPointError, CheckpointError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 3
     if history and is_chief(strategy):

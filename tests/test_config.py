@@ -46,6 +46,14 @@ def test_unknown_key_names_the_key(tmp_path):
         ("loss.layer_weights=[1, 2]", "loss.layer_weights must be a list of 4 values"),
         ("model.low_res_mask=1", "model.low_res_mask must be true or false"),
         ("model", "must look like section.key=value"),
+        ("loss.scale=-1", "loss.scale must be > 0"),
+        ("train.adam_epsilon=0", "train.adam_epsilon must be > 0"),
+        ("train.seed=-3", "train.seed must be >= 0"),
+        ("data.tps.scale=[1.15, 1.05]", r"data.tps.scale must be \[low, high\]"),
+        ("data.tps.rotation=-0.1", "data.tps.rotation must be >= 0"),
+        ("data.color_jitter.hue=0.7", r"data.color_jitter.hue must be in \[0, 0.5\]"),
+        ("data.color_jitter.contrast=-0.2", "data.color_jitter.contrast must be >= 0"),
+        ("loss.vgg_weights=/nowhere/vgg19.h5", "loss.vgg_weights: /nowhere/vgg19.h5 is not a file"),
     ],
 )
 def test_bad_values_name_the_key(override, message):

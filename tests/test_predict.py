@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fgbg_tf.data.media import VideoWriter, read_image, to_original_pixels, write_image
+from fgbg_tf.data.media import MediaError, VideoWriter, read_image, to_original_pixels, write_image
 from fgbg_tf.export import SAVED_MODEL_DIR
-from fgbg_tf.predict import Predictor, main, predict, transfer
+from fgbg_tf.predict import Predictor, main, output_names, predict, transfer
 
 FACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces5pt" / "AFLW"
 
@@ -52,8 +52,9 @@ def test_predict_folder_and_video_with_resize(inputs, tmp_path):
     # Resized frames come back in the 48 x 40 frame's pixels.
     assert all(np.all(np.array(i["landmarks"]) < [48, 40]) for i in frames)
     for name in ("a.png", "b.png", *faces):
-        assert read_image(tmp_path / "overlays" / f"{name}.png").shape == read_image(folder / name).shape
-        assert (tmp_path / "masks" / f"{name}.png").is_file() and (tmp_path / "backgrounds" / f"{name}.png").is_file()
+        stem = Path(name).stem
+        assert read_image(tmp_path / "overlays" / f"{stem}.png").shape == read_image(folder / name).shape
+        assert (tmp_path / "masks" / f"{stem}.png").is_file() and (tmp_path / "backgrounds" / f"{stem}.png").is_file()
     for kind in ("overlay", "mask", "background"):
         capture = cv2.VideoCapture(str(tmp_path / f"clip_{kind}.mp4"))
         assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 10
@@ -72,6 +73,15 @@ def test_other_sizes_are_refused_without_resize_and_reported(inputs, tmp_path):
     assert set(refused) == {"broken.jpg", "clip.mp4", *inputs["faces"]}
     assert "--resize" in refused["clip.mp4"] and "48x40" in refused["clip.mp4"]
     assert sorted(Path(i["source"]).name for i in summary["items"]) == ["a.png", "b.png"]
+
+
+def test_inputs_sharing_a_stem_get_distinct_outputs_and_a_file_as_output_is_refused(inputs, tmp_path):
+    assert output_names([Path("d/clip.avi"), Path("d/clip.mp4"), Path("d/face.jpg")]) == {
+        Path("d/clip.avi"): "clip_avi", Path("d/clip.mp4"): "clip_mp4", Path("d/face.jpg"): "face"}
+    taken = tmp_path / "taken"
+    taken.write_text("not a folder")
+    with pytest.raises(MediaError, match="is a file"):
+        predict(inputs["model"], inputs["folder"], taken, progress=False)
 
 
 def test_original_pixel_mapping_aligns_pixel_centres():

@@ -5,10 +5,12 @@ import pytest
 import keras
 import tensorflow as tf
 
-from fgbg_tf.config import ConfigError
+from fgbg_tf.checkpoints import CheckpointError, restore_newest
+from fgbg_tf.config import ConfigError, load_config
+from fgbg_tf.data import DatasetError
 from fgbg_tf.loss.perceptual import PerceptualLoss
 from fgbg_tf.model.factorized import build_model
-from fgbg_tf.train import main, make_train_step, prepare_output, train
+from fgbg_tf.train import SkippedFrames, main, make_train_step, prepare_output, train
 
 
 def one_step(config, strategy, weights, batch, optimizer=keras.optimizers.Adam):
@@ -108,14 +110,79 @@ def test_resume_continues_with_identical_losses(tiny_config, tmp_path):
     assert (resumed / "ckpt-4.index").exists()
 
 
-def test_output_folder_of_a_different_model_is_refused(tiny_config, tmp_path):
+def test_restore_falls_back_past_damaged_checkpoints_and_sets_them_aside(tmp_path, caplog):
+    value = tf.Variable(0.0)
+    checkpoint = tf.train.Checkpoint(v=value)
+    manager = tf.train.CheckpointManager(checkpoint, tmp_path, 5)
+    for number in (2, 4, 6):
+        value.assign(float(number))
+        manager.save(checkpoint_number=number)
+    (tmp_path / "checkpoint").write_text("garbage {")  # the state file: latest_checkpoint() now says None
+    (tmp_path / "ckpt-6.data-00000-of-00001").write_bytes(b"xx")  # a truncated newest checkpoint
+    value.assign(-1.0)
+    assert restore_newest(checkpoint, tmp_path) == str(tmp_path / "ckpt-4")
+    assert float(value.numpy()) == 4.0 and "ckpt-6 does not read" in caplog.text
+    assert (tmp_path / "ckpt-6.unreadable.index").is_file() and not (tmp_path / "ckpt-6.index").exists()
+    for part in tmp_path.glob("ckpt-[24].data*"):
+        part.write_bytes(b"")
+    with pytest.raises(CheckpointError, match="no checkpoint .* reads.*Nothing was overwritten"):
+        restore_newest(checkpoint, tmp_path)
+    assert restore_newest(checkpoint, tmp_path / "empty") is None
+
+
+def test_output_folder_of_a_different_model_or_data_stream_is_refused(tiny_config, tmp_path):
     prepare_output(tmp_path, tiny_config)
     tiny_config.model.num_landmarks = 6
-    with pytest.raises(ConfigError, match="different model"):
+    with pytest.raises(ConfigError, match="different model.*model.num_landmarks: 4 in the run, 6 now"):
         prepare_output(tmp_path, tiny_config)
     tiny_config.model.num_landmarks = 4
-    tiny_config.train.max_steps = 10  # training settings may change between sessions of a run
+    # Another data stream: other videos, or another order, would not continue the run's checkpoint either.
+    tiny_config.data.options = {**tiny_config.data.options, "train_videos": 3}
+    tiny_config.train.seed = 5
+    with pytest.raises(ConfigError, match=r"data.options: .*; train.seed: 0 in the run, 5 now"):
+        prepare_output(tmp_path, tiny_config)
+    tiny_config.data.options = {**tiny_config.data.options, "train_videos": 2}
+    tiny_config.train.seed = 0
+    # Training settings and the data's location may change between sessions of a run.
+    tiny_config.train.max_steps = 10
+    tiny_config.train.learning_rate = 1e-4
+    tiny_config.data.data_dir = str(tmp_path / "moved")
     prepare_output(tmp_path, tiny_config)
+
+
+def test_a_start_that_fails_on_its_data_leaves_no_config_behind(tmp_path):
+    config = load_config("faces5pt", overrides=[f"data.data_dir={tmp_path / 'nowhere'}"])
+    with pytest.raises(DatasetError):
+        train(config, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "config.yaml").exists()  # the corrected command can use the same folder
+
+
+def test_views_the_dataset_cannot_give_are_refused_before_any_work(tmp_path):
+    from tests.data.fixtures_images import make_faces5pt
+
+    make_faces5pt(tmp_path / "faces", num_train=4, num_test=2)
+    config = load_config("faces5pt", overrides=[f"data.data_dir={tmp_path / 'faces'}", "data.pose_perturbation=temporal"])
+    with pytest.raises(ConfigError, match="data.pose_perturbation: dataset 'faces5pt' has no videos"):
+        train(config, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "config.yaml").exists()
+
+
+def test_a_training_set_without_readable_frames_stops_the_run():
+    def batch(indices, readable):
+        return {"weight": np.full(len(indices), float(readable)), "index": np.array(indices),
+                "source": np.array([f"frame{i}.jpg".encode() for i in indices])}
+
+    nothing = SkippedFrames(epoch_size=100, first_batches=3)
+    nothing.add(batch([0, 1], False))
+    nothing.add(batch([2, 3], False))
+    with pytest.raises(DatasetError, match=r"first 3 batches \(6 skipped, e.g. frame0.jpg"):
+        nothing.add(batch([4, 5], False))
+    # Readable frames early on, then a whole epoch without any: stopped when that epoch ends.
+    later = SkippedFrames(epoch_size=4, first_batches=2)
+    for indices, readable in (([0, 1], True), ([2, 3], False), ([4, 5], False), ([6, 7], False)):
+        later.add(batch(indices, readable))
+    with pytest.raises(DatasetError, match="epoch 1"):
+        later.add(batch([8, 9], True))
 
 
 def test_cli_reports_config_errors_and_unavailable_data(tmp_path, capsys):

@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from fgbg_tf.augment.color_jitter import color_jitter
 from fgbg_tf.augment.tps import random_tps_warp
-from fgbg_tf.config import Config
+from fgbg_tf.config import Config, ConfigError
 from fgbg_tf.data.base import LandmarkDataset, Shard, element_seed
 
 _JITTER_SALT, _TPS_SALT = 11, 12
@@ -79,6 +79,17 @@ def make_views(element: dict, config: Config) -> dict:
     }
 
 
+def check_views(dataset: LandmarkDataset, config: Config) -> None:
+    """Raises ConfigError when the config asks for views the dataset cannot give (before any work starts)."""
+    if dataset.image_size != config.data.image_size:
+        raise ConfigError(f"dataset image size {dataset.image_size} != data.image_size {config.data.image_size}")
+    if config.data.pose_perturbation != "tps" and not dataset.is_video:
+        raise ConfigError(
+            f"data.pose_perturbation: dataset {dataset.name!r} has no videos, so it must be 'tps', "
+            f"not {config.data.pose_perturbation!r}"
+        )
+
+
 def training_batches(
     dataset: LandmarkDataset,
     config: Config,
@@ -95,13 +106,7 @@ def training_batches(
     batch (b per replica), the same examples a one-replica run puts at those
     places, so every replica count trains on the same global batches.
     """
-    if dataset.image_size != config.data.image_size:
-        raise ValueError(f"dataset image size {dataset.image_size} != data.image_size {config.data.image_size}")
-    if config.data.pose_perturbation != "tps" and not dataset.is_video:
-        raise ValueError(
-            f"dataset {dataset.name!r} has no videos, so data.pose_perturbation must be 'tps', "
-            f"not {config.data.pose_perturbation!r}"
-        )
+    check_views(dataset, config)
     copies = 2 if config.data.pose_perturbation == "both" else 1
     replicas = input_context.num_replicas_in_sync if input_context else 1
     pipelines = input_context.num_input_pipelines if input_context else 1

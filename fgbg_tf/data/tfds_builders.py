@@ -16,15 +16,13 @@ builders are the alternative for users of the tfds cache.
 from __future__ import annotations
 
 import dataclasses
-import logging
 
 import numpy as np
 import tensorflow_datasets as tfds
 
 from fgbg_tf.config import DataConfig
 from fgbg_tf.data import bbc, h36m, kth
-
-log = logging.getLogger(__name__)
+from fgbg_tf.data.video_frames import report_skipped
 
 
 @dataclasses.dataclass
@@ -88,9 +86,7 @@ with tfds.core.registered.skip_registration():
                     example[key] = element[key] if key in element else np.zeros(feature.shape, feature.np_dtype)
                 example["source"] = source
                 yield f"{element['video']}/{element['position']}", example
-            if failed:
-                log.warning("%s %s: %d frames could not be decoded and were left out, e.g. %s",
-                            self.name, split, len(failed), failed[:5])  # fmt: skip
+            report_skipped(f"{self.name}-{split}", [(source, "could not be decoded") for source in failed])
 
 
 class FgbgBbcPose(_FramesBuilder):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import tempfile
 from pathlib import Path
 
 import cv2
@@ -52,11 +53,18 @@ def require_file(path: Path, what: str, layout: str) -> Path:
     return path
 
 
-def report_skipped(dataset: str, skipped: list[tuple[str, str]]) -> None:
-    """Logs how many frames were left out at index time, and the first few, with the reasons."""
-    if skipped:
-        first = "; ".join(f"{source} ({reason})" for source, reason in skipped[:5])
-        log.warning("%s: %d items (frames, segments or videos) left out at index time, e.g. %s", dataset, len(skipped), first)
+def report_skipped(dataset: str, skipped: list[tuple[str, str]]) -> Path | None:
+    """Logs how many items were left out at index time and the first few; writes every one, with its reason, to a
+    file whose path the warning names (returned; None when nothing was left out)."""
+    if not skipped:
+        return None
+    handle = tempfile.NamedTemporaryFile("w", prefix=f"fgbg_tf-{dataset}-left-out-", suffix=".txt", delete=False)
+    with handle:
+        handle.writelines(f"{source}\t{reason}\n" for source, reason in skipped)
+    first = "; ".join(f"{source} ({reason})" for source, reason in skipped[:5])
+    log.warning("%s: %d items (frames, segments or videos) left out at index time, e.g. %s; all of them: %s",
+                dataset, len(skipped), first, handle.name)
+    return Path(handle.name)
 
 
 def centred_corners(keypoints: np.ndarray, crop_size: int) -> np.ndarray:

@@ -115,21 +115,20 @@ class FactorizedLandmarkModel(keras.Model):
     def call(self, inputs, training=False):
         pose_image, appearance_image = inputs["pose"], inputs["appearance"]
         pose = self.detect(pose_image)  # eq. 3, Phi_cj
-        appearance = self.detect(appearance_image)  # eq. 3, Phi_temp
         heatmaps = render_heatmaps(pose["mean"], pose["covariance"], self.image_size)
-        outputs = self.render(heatmaps, appearance, appearance_image, training=training)
+        outputs = self.render(heatmaps, appearance_image, training=training)
         return {**outputs, "mean": pose["mean"], "covariance": pose["covariance"], "heatmaps": heatmaps}
 
-    def render(self, heatmaps, appearance, appearance_image, training=False):
+    def render(self, heatmaps, appearance_image, training=False):
         """Renders an image with the pose given by `heatmaps` and the look of `appearance_image`.
 
         Args:
             heatmaps: [B, S, S, K] eq. 2 heatmaps of the pose to render (from the
                 pose image, or from external Gaussians for video manipulation).
-            appearance: `detect(appearance_image)`.
-            appearance_image: [B, S, S, 3] in [-1, 1].
+            appearance_image: [B, S, S, 3] in [-1, 1]; its landmarks (eq. 3, Phi_temp) place its appearance.
         """
         self._check_images(appearance_image, "appearance_image")
+        appearance = self.detect(appearance_image)
         encoder_input = tf.concat([tf.cast(appearance["part_maps"], self.compute_dtype), appearance["stem"]], -1)
         features, _ = self.appearance_encoder(encoder_input)  # eq. 4
         parts = pool_part_appearance(appearance["part_maps"], features)  # eq. 1

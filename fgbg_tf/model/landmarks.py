@@ -23,11 +23,11 @@ import tensorflow as tf
 _MIN_DETERMINANT = 1e-12
 
 
-def coordinate_grid(size: int, image_size: int) -> tf.Tensor:
-    """The 1-D coordinates of a `size`-pixel axis of a map covering an `image_size` image.
+def coordinate_grid(size: int) -> tf.Tensor:
+    """The 1-D coordinates of a `size`-pixel axis of a map covering the image, whatever its resolution.
 
-    Pixel j maps to -1 + 2j * (image_size / size) / image_size, the release's
-    left-edge convention (not symmetric about 0, not linspace(-1, 1)).
+    Pixel j maps to -1 + 2j / size, the release's left-edge convention (not symmetric
+    about 0, not linspace(-1, 1)).
     """
     step = 2.0 / size
     return -1.0 + step * tf.range(size, dtype=tf.float32)
@@ -46,7 +46,8 @@ def fit_gaussians(probs: tf.Tensor, covariance: str = "fitted", fixed_covariance
 
     Args:
         probs: [B, H, W, K] softmax-normalised part maps.
-        covariance: "fitted" estimates E[c c^T] - mu mu^T from each map;
+        covariance: "fitted" estimates E[(c - mu)(c - mu)^T] from each map (the release's E[c c^T] - mu mu^T
+            in exact arithmetic, without its float32 cancellation);
             "fixed" uses `fixed_covariance` * I (paper Appendix A: 0.08 for
             Human3.6M and CelebA).
         fixed_covariance: the diagonal of the fixed covariance.
@@ -55,8 +56,8 @@ def fit_gaussians(probs: tf.Tensor, covariance: str = "fitted", fixed_covariance
         mean [B, K, 2] as (x, y) and covariance [B, K, 2, 2].
     """
     height, width = probs.shape[1], probs.shape[2]
-    ys = coordinate_grid(height, height)
-    xs = coordinate_grid(width, width)
+    ys = coordinate_grid(height)
+    xs = coordinate_grid(width)
     p_y = tf.reduce_sum(probs, axis=2)  # [B, H, K] marginal over columns
     p_x = tf.reduce_sum(probs, axis=1)  # [B, W, K]
     mean_x = tf.einsum("bwk,w->bk", p_x, xs)
@@ -102,7 +103,7 @@ def render_heatmaps(mean: tf.Tensor, cov: tf.Tensor, image_size: int) -> tf.Tens
     """
     mean = tf.cast(mean, tf.float32)
     precision = precision_matrix(tf.cast(cov, tf.float32))
-    grid = coordinate_grid(image_size, image_size)
+    grid = coordinate_grid(image_size)
     dx = grid[None, None, :] - mean[..., 0:1]  # [B, K, W]
     dy = grid[None, None, :] - mean[..., 1:2]  # [B, K, H]
     p_xx = precision[..., 0, 0][..., None, None]

@@ -22,8 +22,8 @@ def one_hot_maps(points, size=4):
 
 
 def test_grid_uses_the_release_left_edge_convention():
-    np.testing.assert_allclose(coordinate_grid(4, 4), [-1.0, -0.5, 0.0, 0.5])
-    np.testing.assert_allclose(coordinate_grid(64, 128)[:2], [-1.0, -0.96875])
+    np.testing.assert_allclose(coordinate_grid(4), [-1.0, -0.5, 0.0, 0.5])
+    np.testing.assert_allclose(coordinate_grid(64)[:2], [-1.0, -0.96875])
 
 
 def test_softmax_sums_to_one_and_survives_huge_logits():
@@ -82,4 +82,4 @@ def test_heatmap_with_full_covariance_matches_direct_formula():
 
 
 def test_to_pixels_maps_grid_coordinates_to_pixel_indices():
-    np.testing.assert_allclose(to_pixels(coordinate_grid(8, 8), 8), np.arange(8), atol=1e-6)
+    np.testing.assert_allclose(to_pixels(coordinate_grid(8), 8), np.arange(8), atol=1e-6)

@@ -27,7 +27,8 @@ import numpy as np
 from fgbg_tf.config import DATASET_NAMES, load_config
 from fgbg_tf.data import get_dataset
 from fgbg_tf.data.pipeline import training_batches
-from fgbg_tf.loss.perceptual import CAFFE_BGR_MEAN, LAYER_NAMES, build_vgg19_features
+from fgbg_tf.loss.perceptual import LAYER_NAMES
+from fgbg_tf.loss.vgg19 import CAFFE_BGR_MEAN, build_vgg19_features, fetch_vgg19_weights
 
 
 def split_arrays(dataset, split: str, with_mask: bool) -> dict:
@@ -45,6 +46,8 @@ def split_arrays(dataset, split: str, with_mask: bool) -> dict:
 
 def vgg_arrays(weights) -> dict:
     """The VGG19 convolutions up to block4_conv2 as PyTorch [out, in, 3, 3] kernels, in network order."""
+    if weights is None:
+        fetch_vgg19_weights()
     features = build_vgg19_features(weights)
     arrays = {}
     for layer in features.layers:

@@ -1,0 +1,15 @@
+"""Tests for fgbg_tf.data.video_frames helpers shared by the video readers."""
+
+import logging
+
+from fgbg_tf.data.video_frames import report_skipped
+
+
+def test_every_item_left_out_at_index_time_is_named_in_a_file_the_warning_points_to(caplog):
+    skipped = [(f"video{i}/frame{i}.jpg", "no annotation" if i % 2 else "unreadable") for i in range(12)]
+    with caplog.at_level(logging.WARNING):
+        path = report_skipped("bbc", skipped)
+    assert path.read_text().splitlines() == [f"{s}\t{r}" for s, r in skipped]  # all 12, not the first 5
+    assert "12 items" in caplog.text and str(path) in caplog.text
+    path.unlink()
+    assert report_skipped("bbc", []) is None
