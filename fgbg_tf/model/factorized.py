@@ -112,6 +112,11 @@ class FactorizedLandmarkModel(keras.Model):
         mean, cov = fit_gaussians(part_maps, self.covariance, self.fixed_covariance)
         return {"mean": mean, "covariance": cov, "part_maps": part_maps, "stem": stem}
 
+    def build(self, input_shape):
+        # Nothing of its own to create: the sublayers build on the first call, eagerly. Without a build method Keras
+        # first traces call() symbolically to build them, which was most of a model build's time.
+        pass
+
     def call(self, inputs, training=False):
         pose_image, appearance_image = inputs["pose"], inputs["appearance"]
         pose = self.detect(pose_image)  # eq. 3, Phi_cj

@@ -48,6 +48,11 @@ class SPADE(keras.layers.Layer):
         self.gamma = keras.layers.Conv2D(channels, 3, padding="same", dtype=dtype, **conv_initializers())
         self.beta = keras.layers.Conv2D(channels, 3, padding="same", dtype=dtype, **conv_initializers())
 
+    def build(self, input_shape):
+        # Nothing of its own to create: the sublayers build on the first call, eagerly. Without a build method Keras
+        # first traces call() symbolically to build them, which was most of a model build's time.
+        pass
+
     def call(self, x, seg):
         seg = resize_bilinear(tf.cast(seg, x.dtype), x.shape[1], x.shape[2])
         features = self.shared(seg)
@@ -102,6 +107,11 @@ class SPADEResBlock(keras.layers.Layer):
             self.norm_s = SPADE(filters_in, hidden, dtype=dtype)
             self.conv_s = spectral_conv(filters_out, 1, use_bias=False)
 
+    def build(self, input_shape):
+        # Nothing of its own to create: the sublayers build on the first call, eagerly. Without a build method Keras
+        # first traces call() symbolically to build them, which was most of a model build's time.
+        pass
+
     def call(self, x, seg, training=False):
         shortcut = x
         if self.learned_shortcut:
@@ -148,6 +158,11 @@ class SPADEGenerator(keras.layers.Layer):
         widths = (channels,) + self.up_channels
         self.ups = [SPADEResBlock(a, b, hidden, spectral_norm, dtype=dtype) for a, b in zip(widths[:-1], widths[1:])]
         self.to_rgb = keras.layers.Conv2D(3, 3, padding="same", dtype=dtype, **conv_initializers())
+
+    def build(self, input_shape):
+        # Nothing of its own to create: the sublayers build on the first call, eagerly. Without a build method Keras
+        # first traces call() symbolically to build them, which was most of a model build's time.
+        pass
 
     def call(self, heatmaps, appearance, training=False):
         size = appearance.shape[1]

@@ -69,6 +69,11 @@ class ConvNormReLU(keras.layers.Layer):
         )
         self.instance_norm = instance_norm(self.dtype_policy) if norm else None
 
+    def build(self, input_shape):
+        # Nothing of its own to create: the sublayers build on the first call, eagerly. Without a build method Keras
+        # first traces call() symbolically to build them, which was most of a model build's time.
+        pass
+
     def call(self, x):
         x = self.conv(self.pad(x))
         if self.instance_norm is not None:
@@ -143,6 +148,11 @@ class UNet(keras.layers.Layer):
         if self.head_kernel_initializer is not None:
             init["kernel_initializer"] = self.head_kernel_initializer
         self.head = keras.layers.Conv2D(self.decoder_channels[-1], 1, dtype=dtype, **init)
+
+    def build(self, input_shape):
+        # Nothing of its own to create: the sublayers build on the first call, eagerly. Without a build method Keras
+        # first traces call() symbolically to build them, which was most of a model build's time.
+        pass
 
     def call(self, x):
         for layer in self.stem:

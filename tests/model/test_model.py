@@ -78,3 +78,12 @@ def test_zero_heads_start_with_a_constant_mask_and_background():
     assert np.std(release["mask"]) > 1e-3 and np.std(release["background"]) > 1e-3
     clone = FactorizedLandmarkModel.from_config(model.get_config())
     assert clone.zero_heads and clone.mask_bias == -1.0
+
+
+def test_spectral_norm_vectors_start_as_unit_vectors():
+    # PyTorch starts u and v as unit vectors. When Keras built the model by tracing call() symbolically first, the
+    # normalising assign in SpectralConv2D.build ran in that throwaway graph and u, v kept their raw random draw.
+    model = FactorizedLandmarkModel(num_landmarks=4, image_size=32, preset="small").build_all()
+    vectors = [v for v in model.variables if v.path.endswith(("/u", "/v"))]
+    assert len(vectors) >= 10
+    np.testing.assert_allclose([np.linalg.norm(v.numpy()) for v in vectors], 1.0, rtol=1e-5)
