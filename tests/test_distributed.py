@@ -37,7 +37,7 @@ RTOL = 1e-5
 STILL = ["train.learning_rate=1e-12", "train.weight_decay=0"]
 # The baseline variant: the distribution code does not depend on the variant, and tracing a step once per replica
 # (8 times for the paper's topology) is most of these tests' time, so the graph without MaskNet and BGNet is traced.
-# The full model's replica aggregation is checked in test_train.py.
+# The update's aggregation over replicas is checked in test_train.py, with SGD.
 VARIANT = "model.variant=baseline"
 
 
