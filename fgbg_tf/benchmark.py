@@ -28,7 +28,7 @@ from fgbg_tf.data import get_dataset
 from fgbg_tf.data.pipeline import training_batches
 from fgbg_tf.distribute import resolve_precision
 from fgbg_tf.model.factorized import build_model
-from fgbg_tf.train import build_loss, make_train_step
+from fgbg_tf.train_step import build_loss, make_train_step
 
 
 def peak_memory_mib() -> float:

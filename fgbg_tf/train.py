@@ -28,32 +28,14 @@ from fgbg_tf.checkpoints import CheckpointError, restore_newest, variables_check
 from fgbg_tf.config import DATASET_NAMES, Config, ConfigError, config_from_dict, load_config
 from fgbg_tf.data import DatasetError, get_dataset
 from fgbg_tf.data.pipeline import check_views, training_batches
+from fgbg_tf.data.skipped_frames import SkippedFrames
 from fgbg_tf.distribute import STRATEGIES, make_strategy, resolve_precision
 from fgbg_tf.evaluate import factorisation_report
-from fgbg_tf.evaluation.summaries import figure6_grid
-from fgbg_tf.loss.perceptual import PerceptualLoss
-from fgbg_tf.loss.vgg19 import fetch_vgg19_weights
+from fgbg_tf.evaluation.summaries import log_figure6
 from fgbg_tf.model.factorized import build_model
+from fgbg_tf.train_step import build_loss, make_train_step
 
 logger = logging.getLogger("fgbg_tf.train")
-
-
-def build_loss(config: Config, precision: str | None = None) -> PerceptualLoss:
-    """The reconstruction loss a config describes, computed in `precision` (default: the run's, resolved).
-
-    Fetches the VGG19 weights first when the loss needs them and the config names no file (the explicit
-    acquisition step of `fgbg_tf/loss/vgg19.py`; a no-op once they are on this machine).
-    """
-    if any(config.loss.layer_weights) and config.loss.vgg_weights is None:
-        fetch_vgg19_weights()
-    return PerceptualLoss(
-        layer_weights=config.loss.layer_weights,
-        pixel_weight=config.loss.pixel_weight,
-        scale=config.loss.scale,
-        feature_scale=config.loss.feature_scale,
-        weights=config.loss.vgg_weights,
-        dtype=precision or resolve_precision(config.train.precision),
-    )
 
 
 def is_chief(strategy) -> bool:
@@ -67,164 +49,6 @@ def is_chief(strategy) -> bool:
 
 class ClusterError(RuntimeError):
     """A peer of a multi-worker run stopped answering; the run stopped instead of waiting for it."""
-
-
-# Sub-networks whose gradient norms are logged (attribute of FactorizedLandmarkModel -> TensorBoard name).
-SUBNETWORKS = {
-    "pose_encoder": "pose_encoder",
-    "appearance_encoder": "appearance_encoder",
-    "decoder": "foreground_decoder",
-    "mask_net": "mask_net",
-    "background_net": "background_net",
-}
-
-
-def make_train_step(model, loss_fn, optimizer, strategy, config: Config, global_batch_size: int, step=None):
-    """Returns a tf.function running one distributed optimisation step on a distributed batch.
-
-    The returned dict holds the global batch's loss terms (sums over replicas) and
-    the training instruments (`instruments`, averaged over replicas). With `step`, the
-    counter is advanced in the same graph call as the update, so an interrupt can
-    never separate the two (a checkpoint's step always matches its weights).
-    """
-    replicas = strategy.num_replicas_in_sync
-    # PyTorch's Adam(weight_decay=wd) adds wd * w to the gradient (coupled L2), unlike
-    # Keras' decoupled `weight_decay`. Gradients are summed over replicas, so each adds its share.
-    decay = config.train.weight_decay / replicas
-    clip = config.train.clip_grad_norm
-    warmup = config.train.background_warmup_steps
-    if warmup and step is None:
-        raise ValueError("train.background_warmup_steps needs the step counter")
-    position = {id(v): i for i, v in enumerate(model.trainable_variables)}
-    groups = {name: [position[id(v)] for v in getattr(model, attr).trainable_variables]
-              for attr, name in SUBNETWORKS.items() if hasattr(model, attr)}
-    # During the warm-up MaskNet and BGNet get no loss gradient, and must get no decay either: Adam turns the bare
-    # decay term wd * w into steps of lr * sign(w), which would walk their initial weights to zero in a few hundred
-    # steps (PyTorch's Adam skips parameters without a gradient altogether).
-    waiting = set(groups.get("mask_net", []) + groups.get("background_net", [])) if warmup else set()
-
-    def replica_step(batch):
-        with tf.GradientTape() as tape:
-            outputs = model({"pose": batch["pose"], "appearance": batch["appearance"]}, training=True)
-            reconstruction = outputs["reconstruction"]
-            if warmup and "background" in outputs:
-                # The warm-up's reconstruction is the foreground alone; MaskNet and BGNet get no gradient yet.
-                reconstruction = tf.cond(step < warmup, lambda: outputs["foreground"], lambda: reconstruction)
-            losses = loss_fn(reconstruction, batch["target"])
-            # Per-example losses over the global batch, so replicas add up to the batch mean.
-            weight = batch["weight"] / global_batch_size
-            loss = tf.reduce_sum(losses["total"] * weight)
-        variables = model.trainable_variables
-        gradients = tape.gradient(loss, variables)
-        if clip and replicas > 1:
-            # Clip the global batch's gradient, as the release's clip_grad_norm_ does on one GPU: the
-            # replicas' sum, not each replica's share (Keras' global_clipnorm clips before the all-reduce).
-            gradients = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, gradients)
-        # Norms of the global gradient when clipping (or on one replica), else of this replica's share.
-        instruments = training_instruments(outputs)
-        for name, indices in groups.items():
-            instruments[f"grad_norm/{name}"] = tf.linalg.global_norm([gradients[i] for i in indices])
-        if clip:
-            gradients, _ = tf.clip_by_global_norm(gradients, clip)
-            if replicas > 1:
-                gradients = [g / replicas for g in gradients]  # optimizer.apply sums the replicas' gradients again
-        terms = {k: tf.reduce_sum(v * weight) for k, v in losses.items()}
-        started = tf.cast(step >= warmup, tf.float32) if waiting else 1.0
-        gradients = [g + decay * (started if i in waiting else 1.0) * v
-                     for i, (g, v) in enumerate(zip(gradients, variables))]
-        optimizer.apply(gradients, variables)
-        return terms, instruments
-
-    @tf.function
-    def train_step(batch):
-        terms, instruments = strategy.run(replica_step, args=(batch,))
-        results = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in terms.items()}
-        results["loss"] = results.pop("total")
-        results.update({k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None) for k, v in instruments.items()})
-        if step is not None:
-            step.assign_add(1)
-        return results
-
-    return train_step
-
-
-def training_instruments(outputs: dict) -> dict:
-    """What shows whether the factorisation is learning (issue: a template mask has no spread).
-
-    mask/mean and mask/spread (per-pixel standard deviation across the batch, averaged
-    over pixels: 0 for one template shared by every image), mask/background_share
-    mean(1 - M), landmarks/spread (standard deviation of each landmark's mean across
-    the batch, averaged over landmarks, in [-1, 1] units) and landmarks/covariance_det.
-    """
-    mean = outputs["mean"]
-    cov = outputs["covariance"]
-    values = {
-        "landmarks/spread": tf.reduce_mean(tf.math.reduce_std(mean, axis=0)),
-        "landmarks/covariance_det": tf.reduce_mean(tf.linalg.det(cov)),
-    }
-    if "mask" in outputs:
-        mask = outputs["mask"]
-        values["mask/mean"] = tf.reduce_mean(mask)
-        values["mask/spread"] = tf.reduce_mean(tf.math.reduce_std(mask, axis=0))
-        values["mask/background_share"] = 1.0 - values["mask/mean"]
-    return values
-
-
-class SkippedFrames:
-    """Collects the frames a reader could not decode, reports them once per epoch, and stops a run that has none.
-
-    A training set whose frames are all unreadable would otherwise train to the end on zero-weight batches (loss 0,
-    exit code 0): `add` raises DatasetError when the first `first_batches` batches, or a whole epoch, hold no
-    readable frame.
-    """
-
-    def __init__(self, epoch_size: int, first_batches: int = 10):
-        self.epoch_size = epoch_size
-        self.first_batches = first_batches
-        self.epoch = None
-        self.sources: list[str] = []
-        self.batches = self.readable = self.readable_in_epoch = 0
-
-    def add(self, batch) -> None:
-        weight = _local(batch["weight"])
-        index = _local(batch["index"])
-        epoch = int(index.max()) // self.epoch_size
-        if self.epoch is not None and epoch != self.epoch:
-            if not self.readable_in_epoch:
-                self._stop(f"epoch {self.epoch}")
-            self.report()
-            self.readable_in_epoch = 0
-        self.epoch = epoch
-        bad = weight == 0
-        if bad.any():
-            self.sources += [s.decode() for s in _local(batch["source"])[bad]]
-        self.batches += 1
-        self.readable += int((~bad).sum())
-        self.readable_in_epoch += int((~bad).sum())
-        if self.batches == self.first_batches and not self.readable:
-            self._stop(f"the first {self.first_batches} batches")
-
-    def _stop(self, where: str) -> None:
-        unique = sorted(set(self.sources))
-        raise DatasetError(
-            f"no readable training frame in {where} ({len(self.sources)} skipped, e.g. {', '.join(unique[:5])}); "
-            "check data.data_dir and the files"
-        )
-
-    def report(self) -> None:
-        if self.sources:
-            unique = sorted(set(self.sources))
-            logger.warning(
-                "epoch %d: skipped %d unreadable frame(s) (zero loss weight): %s%s",
-                self.epoch, len(self.sources), ", ".join(unique[:10]), " ..." if len(unique) > 10 else "",
-            )
-        self.sources = []
-
-
-def _local(value) -> np.ndarray:
-    """Concatenates a (possibly per-replica) tensor into one numpy array."""
-    parts = value.values if hasattr(value, "values") else (value,)
-    return np.concatenate([np.asarray(p) for p in parts])
 
 
 # What a resumed run must keep: the model and the data stream (which frames, pairs and views each step sees), so that
@@ -377,7 +201,7 @@ def train(config: Config, output_dir: str | Path, strategy=None, progress: bool 
                             if name != "frames":
                                 tf.summary.scalar(f"factorisation/{name}", value)
             if chief and (current % config.train.image_every == 0 or current == config.train.max_steps):
-                write_figure6(writer, model, preview, current)
+                log_figure6(writer, model, preview, current)
             if current % config.train.checkpoint_every == 0:
                 manager.save(checkpoint_number=current)
                 last_saved = current
@@ -412,14 +236,6 @@ _PEER_ERRORS = (
     tf.errors.InternalError,
     tf.errors.FailedPreconditionError,
 )
-
-
-def write_figure6(writer, model, batch, step: int) -> None:
-    outputs = model({"pose": batch["pose"], "appearance": batch["appearance"]}, training=False)
-    grid = figure6_grid({k: v.numpy() for k, v in batch.items()}, {k: v.numpy() for k, v in outputs.items()})
-    with writer.as_default(step=step):
-        tf.summary.image("figure6 (input, T_cj, appearance, background, foreground, mask, reconstruction)",
-                         grid[None], max_outputs=1)
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -14,6 +14,7 @@ import colorsys
 
 import cv2
 import numpy as np
+import tensorflow as tf
 
 from fgbg_tf.model.landmarks import to_pixels
 
@@ -62,3 +63,12 @@ def figure6_grid(batch: dict, outputs: dict, rows: int = 4) -> np.ndarray:
     for c in (0, 1):
         tiles[c] = np.stack([draw_landmarks(tile, p) for tile, p in zip(tiles[c], points[:rows])])
     return np.concatenate([np.concatenate(list(column), axis=0) for column in tiles], axis=1)
+
+
+def log_figure6(writer, model, batch, step: int) -> None:
+    """Writes the Figure 6 grid of `model` on `batch` to the TensorBoard `writer` at `step`."""
+    outputs = model({"pose": batch["pose"], "appearance": batch["appearance"]}, training=False)
+    grid = figure6_grid({k: v.numpy() for k, v in batch.items()}, {k: v.numpy() for k, v in outputs.items()})
+    with writer.as_default(step=step):
+        tf.summary.image("figure6 (input, T_cj, appearance, background, foreground, mask, reconstruction)",
+                         grid[None], max_outputs=1)

@@ -1,0 +1,138 @@
+"""One training step (paper eq. 1-7 and the loss), as a tf.function under any tf.distribute strategy.
+
+`make_train_step` returns the function `train.train` calls once per step: the forward pass, the reconstruction
+loss over the global batch, the coupled L2 decay, optional clipping of the global gradient, the update, and the
+instruments of `docs/training.md` section 2.
+
+Example:
+    step = make_train_step(model, build_loss(config), optimizer, strategy, config, global_batch_size=16, step=counter)
+    results = step(batch)   # {"loss", "pixel", "relu1_2", ..., "grad_norm/...", "mask/...", "landmarks/..."}
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from fgbg_tf.config import Config
+from fgbg_tf.distribute import resolve_precision
+from fgbg_tf.loss.perceptual import PerceptualLoss
+from fgbg_tf.loss.vgg19 import fetch_vgg19_weights
+
+
+def build_loss(config: Config, precision: str | None = None) -> PerceptualLoss:
+    """The reconstruction loss a config describes, computed in `precision` (default: the run's, resolved).
+
+    Fetches the VGG19 weights first when the loss needs them and the config names no file (the explicit
+    acquisition step of `fgbg_tf/loss/vgg19.py`; a no-op once they are on this machine).
+    """
+    if any(config.loss.layer_weights) and config.loss.vgg_weights is None:
+        fetch_vgg19_weights()
+    return PerceptualLoss(
+        layer_weights=config.loss.layer_weights,
+        pixel_weight=config.loss.pixel_weight,
+        scale=config.loss.scale,
+        feature_scale=config.loss.feature_scale,
+        weights=config.loss.vgg_weights,
+        dtype=precision or resolve_precision(config.train.precision),
+    )
+
+
+# Sub-networks whose gradient norms are logged (attribute of FactorizedLandmarkModel -> TensorBoard name).
+SUBNETWORKS = {
+    "pose_encoder": "pose_encoder",
+    "appearance_encoder": "appearance_encoder",
+    "decoder": "foreground_decoder",
+    "mask_net": "mask_net",
+    "background_net": "background_net",
+}
+
+
+def make_train_step(model, loss_fn, optimizer, strategy, config: Config, global_batch_size: int, step=None):
+    """Returns a tf.function running one distributed optimisation step on a distributed batch.
+
+    The returned dict holds the global batch's loss terms (sums over replicas) and
+    the training instruments (`instruments`, averaged over replicas). With `step`, the
+    counter is advanced in the same graph call as the update, so an interrupt can
+    never separate the two (a checkpoint's step always matches its weights).
+    """
+    replicas = strategy.num_replicas_in_sync
+    # PyTorch's Adam(weight_decay=wd) adds wd * w to the gradient (coupled L2), unlike
+    # Keras' decoupled `weight_decay`. Gradients are summed over replicas, so each adds its share.
+    decay = config.train.weight_decay / replicas
+    clip = config.train.clip_grad_norm
+    warmup = config.train.background_warmup_steps
+    if warmup and step is None:
+        raise ValueError("train.background_warmup_steps needs the step counter")
+    position = {id(v): i for i, v in enumerate(model.trainable_variables)}
+    groups = {name: [position[id(v)] for v in getattr(model, attr).trainable_variables]
+              for attr, name in SUBNETWORKS.items() if hasattr(model, attr)}
+    # During the warm-up MaskNet and BGNet get no loss gradient, and must get no decay either: Adam turns the bare
+    # decay term wd * w into steps of lr * sign(w), which would walk their initial weights to zero in a few hundred
+    # steps (PyTorch's Adam skips parameters without a gradient altogether).
+    waiting = set(groups.get("mask_net", []) + groups.get("background_net", [])) if warmup else set()
+
+    def replica_step(batch):
+        with tf.GradientTape() as tape:
+            outputs = model({"pose": batch["pose"], "appearance": batch["appearance"]}, training=True)
+            reconstruction = outputs["reconstruction"]
+            if warmup and "background" in outputs:
+                # The warm-up's reconstruction is the foreground alone; MaskNet and BGNet get no gradient yet.
+                reconstruction = tf.cond(step < warmup, lambda: outputs["foreground"], lambda: reconstruction)
+            losses = loss_fn(reconstruction, batch["target"])
+            # Per-example losses over the global batch, so replicas add up to the batch mean.
+            weight = batch["weight"] / global_batch_size
+            loss = tf.reduce_sum(losses["total"] * weight)
+        variables = model.trainable_variables
+        gradients = tape.gradient(loss, variables)
+        if clip and replicas > 1:
+            # Clip the global batch's gradient, as the release's clip_grad_norm_ does on one GPU: the
+            # replicas' sum, not each replica's share (Keras' global_clipnorm clips before the all-reduce).
+            gradients = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, gradients)
+        # Norms of the global gradient when clipping (or on one replica), else of this replica's share.
+        instruments = training_instruments(outputs)
+        for name, indices in groups.items():
+            instruments[f"grad_norm/{name}"] = tf.linalg.global_norm([gradients[i] for i in indices])
+        if clip:
+            gradients, _ = tf.clip_by_global_norm(gradients, clip)
+            if replicas > 1:
+                gradients = [g / replicas for g in gradients]  # optimizer.apply sums the replicas' gradients again
+        terms = {k: tf.reduce_sum(v * weight) for k, v in losses.items()}
+        started = tf.cast(step >= warmup, tf.float32) if waiting else 1.0
+        gradients = [g + decay * (started if i in waiting else 1.0) * v
+                     for i, (g, v) in enumerate(zip(gradients, variables))]
+        optimizer.apply(gradients, variables)
+        return terms, instruments
+
+    @tf.function
+    def train_step(batch):
+        terms, instruments = strategy.run(replica_step, args=(batch,))
+        results = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in terms.items()}
+        results["loss"] = results.pop("total")
+        results.update({k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None) for k, v in instruments.items()})
+        if step is not None:
+            step.assign_add(1)
+        return results
+
+    return train_step
+
+
+def training_instruments(outputs: dict) -> dict:
+    """What shows whether the factorisation is learning (issue: a template mask has no spread).
+
+    mask/mean and mask/spread (per-pixel standard deviation across the batch, averaged
+    over pixels: 0 for one template shared by every image), mask/background_share
+    mean(1 - M), landmarks/spread (standard deviation of each landmark's mean across
+    the batch, averaged over landmarks, in [-1, 1] units) and landmarks/covariance_det.
+    """
+    mean = outputs["mean"]
+    cov = outputs["covariance"]
+    values = {
+        "landmarks/spread": tf.reduce_mean(tf.math.reduce_std(mean, axis=0)),
+        "landmarks/covariance_det": tf.reduce_mean(tf.linalg.det(cov)),
+    }
+    if "mask" in outputs:
+        mask = outputs["mask"]
+        values["mask/mean"] = tf.reduce_mean(mask)
+        values["mask/spread"] = tf.reduce_mean(tf.math.reduce_std(mask, axis=0))
+        values["mask/background_share"] = 1.0 - values["mask/mean"]
+    return values
