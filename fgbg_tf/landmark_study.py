@@ -22,7 +22,8 @@ from pathlib import Path
 
 from fgbg_tf.config import ConfigError, load_config
 from fgbg_tf.data import DatasetError
-from fgbg_tf.evaluate import PROTOCOLS, evaluate_checkpoint
+from fgbg_tf.evaluate import evaluate_checkpoint
+from fgbg_tf.evaluation.protocols import PROTOCOLS
 from fgbg_tf.evaluation.figures import line_plot, save_png
 from fgbg_tf.model.factorized import VARIANTS
 from fgbg_tf.train import train

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from fgbg_tf.data import DatasetError
-from fgbg_tf.evaluate import SplitLandmarks, evaluate_checkpoint, main, run_split, score
+from fgbg_tf.evaluate import evaluate_checkpoint, main, run_split
 from fgbg_tf.evaluation.regression import load_regressor
 
 @pytest.fixture
@@ -88,17 +88,6 @@ def test_run_split_drops_and_reports_invalid_frames():
     # Samples are spread over the split with stride 5 // 2 = 2: frames 0 and 2.
     assert result.sample["image"][:, 0, 0, 0].tolist() == [0, 2]
     np.testing.assert_allclose(result.containment, 1.0)  # an all-foreground mask contains everything
-
-
-def test_bbc_score_maps_crops_to_frames_before_halving():
-    # 32 px crops of 300 frame px: 1 crop px = 9.375 frame px = 4.6875 halved px (within 6), 2 crop px are not.
-    truth = np.full((2, 7, 2), 16.0)
-    boxes = np.array([[100.0, 50.0, 300.0], [0.0, 0.0, 300.0]])
-    landmarks = SplitLandmarks(np.zeros((2, 1, 2)), truth, boxes, None, None, [], {})
-    predicted = truth.copy()
-    predicted[:, :3, 0] += 1.0
-    predicted[:, 3:, 1] += 2.0
-    assert score("bbc", predicted, landmarks, 32)["accuracy_pct"] == pytest.approx(100 * 3 / 7)
 
 
 def test_untrained_baseline_is_the_runs_initial_model(run_dir, tmp_path):

@@ -1,4 +1,4 @@
-"""Pictures of training: the paper's Figure 6 layout with landmark overlays.
+"""TensorBoard pictures and scalars: the paper's Figure 6 layout with landmark overlays, and evaluation reports.
 
 Columns, left to right: input x, T_cj(x) (pose), T_tps(x) / T_temp(x)
 (appearance), background, foreground, mask, reconstruction; landmarks of the pose
@@ -72,3 +72,20 @@ def log_figure6(writer, model, batch, step: int) -> None:
     with writer.as_default(step=step):
         tf.summary.image("figure6 (input, T_cj, appearance, background, foreground, mask, reconstruction)",
                          grid[None], max_outputs=1)
+
+
+def log_evaluation(log_dir, report: dict, pictures: dict, step: int) -> None:
+    """Scalars of every origin's metrics and the pictures, under eval/<dataset>/ in TensorBoard."""
+    writer = tf.summary.create_file_writer(str(log_dir))
+    prefix = f"eval/{report['dataset']}"
+    with writer.as_default(step=step):
+        for origin, values in report["results"].items():
+            for name, value in values.items():
+                tf.summary.scalar(f"{prefix}/{origin}/{name}", value)
+        if report["containment"]:
+            tf.summary.scalar(f"{prefix}/containment_min_pct", report["containment"]["min_percent"])
+        for name, value in (report.get("factorisation") or {}).items():
+            tf.summary.scalar(f"{prefix}/factorisation/{name}", value)
+        for name, image in pictures.items():
+            tf.summary.image(f"{prefix}/{name}", image[None], max_outputs=1)
+    writer.flush()

@@ -3,7 +3,7 @@
     python tools/release_control/score.py --data /tmp/control/data.npz --run /tmp/control/release
 
 The same regression, metrics and report as `python -m fgbg_tf.evaluate` on a run trained with the dumped config:
-the same frames, the same regressor fit, the same containment and fg/bg numbers (fgbg_tf/evaluate.py,
+the same frames, the same regressor fit, the same containment and fg/bg numbers (fgbg_tf/evaluation/protocols.py,
 `landmark_report` and `factorisation_scores`). Writes report.json, report.txt and figure6.png into --run.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fgbg_tf.evaluate import SplitLandmarks, factorisation_scores, format_table, landmark_report
+from fgbg_tf.evaluation.protocols import SplitLandmarks, factorisation_scores, format_table, landmark_report
 from fgbg_tf.evaluation import metrics
 from fgbg_tf.evaluation.figures import save_png
 from fgbg_tf.evaluation.summaries import figure6_grid

@@ -1,0 +1,200 @@
+"""The per-dataset scoring protocols, for landmarks from any detector (paper section 4.2, reference doc section 8).
+
+    bbc        accuracy within 6 px of the halved frame (origin at the centre and the top-left, Table 3)
+    h36m       mean error / image side, %
+    celeba,    mean error / inter-ocular distance, %
+    faces5pt
+    synthetic  mean error / image side, % and accuracy within 6 px at 128 px (scaled to the image side)
+
+`landmark_report` fits the linear regressor (no intercept) on one split's landmark means and scores the other, with
+both coordinate origins, the mean-pose reference and, where masks exist, Figure 2b's containment;
+`factorisation_scores` rates masks and backgrounds against the truth; `format_table` prints a report. The runner
+that produces the landmarks from a checkpoint is `fgbg_tf/evaluate.py`; `tools/release_control/score.py` feeds
+these functions another implementation's landmarks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from fgbg_tf.data import DatasetError
+from fgbg_tf.data.pipeline import to_model_range
+from fgbg_tf.data.video_frames import frame_coordinates
+from fgbg_tf.evaluation import metrics
+from fgbg_tf.evaluation.regression import ORIGINS, apply_regressor, fit_regressor
+
+
+@dataclasses.dataclass(frozen=True)
+class Protocol:
+    """How one dataset is scored: the paper's origin and the metric Figure 2a-style studies plot."""
+
+    origin: str
+    headline: str
+    higher_is_better: bool
+
+
+PROTOCOLS = {
+    "bbc": Protocol("centre", "accuracy_pct", True),
+    "h36m": Protocol("centre", "error_by_image_size_pct", False),
+    "celeba": Protocol("top_left", "error_by_iod_pct", False),
+    "faces5pt": Protocol("top_left", "error_by_iod_pct", False),
+    "synthetic": Protocol("centre", "accuracy_pct", True),
+}
+
+
+@dataclasses.dataclass
+class SplitLandmarks:
+    """What the pose encoder gives on one split, invalid frames removed.
+
+    Attributes:
+        means_pixels: [N, K, 2] landmark means in pixels of the S x S input.
+        keypoints: [N, J, 2] annotated keypoints, same pixels.
+        boxes: [N, 3] crop boxes (x0, y0, side) in frame pixels, for datasets that have them.
+        containment: [N, K] foreground containment, for splits with masks.
+        foreground_fraction: mean share of mask pixels, the containment of a uniform part map.
+        dropped: (source, reason) of the frames left out.
+        sample: the first few valid frames: "image" uint8, "part_maps", "means_pixels".
+    """
+
+    means_pixels: np.ndarray
+    keypoints: np.ndarray
+    boxes: np.ndarray | None
+    containment: np.ndarray | None
+    foreground_fraction: float | None
+    dropped: list[tuple[str, str]]
+    sample: dict
+
+
+def score(dataset: str, predicted: np.ndarray, landmarks: SplitLandmarks, image_size: int) -> dict:
+    """The dataset's metrics (module docstring) of predicted keypoints [N, J, 2] in crop pixels."""
+    truth = landmarks.keypoints
+    if dataset == "bbc":
+        if landmarks.boxes is None:
+            raise DatasetError("bbc eval frames must carry their crop 'box' to map keypoints back to frame pixels")
+        predicted_frame = frame_coordinates(predicted, landmarks.boxes, image_size)
+        truth_frame = frame_coordinates(truth, landmarks.boxes, image_size)
+        return {
+            "accuracy_pct": 100.0 * metrics.bbc_accuracy(predicted_frame, truth_frame),
+            "accuracy_threshold_px": metrics.BBC_THRESHOLD,
+        }
+    if dataset in ("celeba", "faces5pt"):
+        return {"error_by_iod_pct": metrics.mean_error_by_interocular(predicted, truth)}
+    results = {"error_by_image_size_pct": metrics.mean_error_by_image_size(predicted, truth, image_size)}
+    if dataset == "synthetic":
+        threshold = metrics.SYNTHETIC_THRESHOLD_AT_128 * image_size / 128
+        results["accuracy_pct"] = 100.0 * metrics.pixel_accuracy(predicted, truth, threshold)
+        results["accuracy_threshold_px"] = threshold
+    return results
+
+
+def landmark_report(dataset: str, split_names: tuple[str, str], fit: SplitLandmarks, test: SplitLandmarks,
+                    image_size: int, keypoint_names=()) -> tuple[dict, dict]:
+    """The protocol's numbers for landmarks found on the fit and report splits, whatever model found them.
+
+    Fits a regressor per origin on `fit` and scores `test` (and `fit`, which shows how much of
+    the error is under-fitting), adds the mean-pose reference and, for splits with masks,
+    the containment. Returns (the report's protocol part, {origin: Regressor}).
+    """
+    protocol = PROTOCOLS[dataset]
+    results, fit_results, regressors = {}, {}, {}
+    for origin in (protocol.origin, *(o for o in ORIGINS if o != protocol.origin)):
+        regressors[origin] = fit_regressor(fit.means_pixels, fit.keypoints, origin, image_size, keypoint_names)
+        results[origin] = score(dataset, apply_regressor(regressors[origin], test.means_pixels), test, image_size)
+        fit_results[origin] = score(dataset, apply_regressor(regressors[origin], fit.means_pixels), fit, image_size)
+    # What a model without landmarks gets: every test frame predicted as the fit split's mean pose.
+    mean_pose = np.broadcast_to(fit.keypoints.mean(axis=0), test.keypoints.shape)
+    splits = {}
+    for role, name, part in (("fit", split_names[0], fit), ("report", split_names[1], test)):
+        splits[role] = {"name": name, "frames": len(part.keypoints), "dropped": len(part.dropped),
+                        "dropped_sources": [s for s, _ in part.dropped]}
+    report = {
+        "dataset": dataset,
+        "image_size": image_size,
+        "keypoint_names": list(keypoint_names),
+        "splits": splits,
+        "origin": protocol.origin,
+        "results": results,
+        "fit_split_results": fit_results,
+        "mean_pose_reference": score(dataset, mean_pose, test, image_size),
+        "headline": {"metric": protocol.headline, "value": results[protocol.origin][protocol.headline],
+                     "higher_is_better": protocol.higher_is_better},
+        "containment": (containment_report(test.containment, test.foreground_fraction)
+                        if test.containment is not None else None),
+    }
+    return report, regressors
+
+
+def containment_report(containment: np.ndarray, foreground_fraction: float) -> dict:
+    """Figure 2b numbers, in percent of each landmark's part-map mass on the ground-truth foreground."""
+    order, sorted_mean = metrics.containment_curve(containment)
+    return {
+        "uniform_map_percent": 100.0 * foreground_fraction,
+        "landmarks_sorted": order.tolist(),
+        "percent_sorted": (100.0 * sorted_mean).tolist(),
+        "min_percent": float(100.0 * sorted_mean[0]),
+        "mean_percent": float(100.0 * sorted_mean.mean()),
+        "frames": int(containment.shape[0]),
+        "method": "mask averaged over the 2x2 pixel blocks of each part-map cell (S -> S/2)",
+    }
+
+
+def factorisation_scores(masks: np.ndarray | None, backgrounds: np.ndarray, arrays: dict) -> dict:
+    """Scores predicted masks [N, S, S] (None for the nomask variant) and backgrounds [N, S, S, 3] in [-1, 1].
+
+    `arrays` as `factorisation_split` returns them, first N frames. The mask against the
+    true figure (`metrics.mask_agreement`: IoU at 0.5, IoU at the figure's area,
+    per-frame correlation, mean); the background's PSNR in dB against the true one.
+    """
+    true_background = to_model_range(arrays["background"]).numpy()
+    report = {"frames": len(backgrounds), "background_psnr_db": metrics.psnr(backgrounds, true_background)}
+    if masks is not None:
+        agreement = metrics.mask_agreement(masks, arrays["mask"])
+        report.update({f"mask_{k}": v for k, v in agreement.items()})
+        report["true_mask_mean"] = float((arrays["mask"] > 0).mean())
+    return report
+
+
+def format_table(report: dict) -> str:
+    """The human-readable summary written to report.txt."""
+    lines = [
+        f"fgbg_tf evaluation: {report['dataset']} | checkpoint {report['checkpoint']} (step {report['step']}, "
+        f"variant {report['variant']}, K={report['num_landmarks']}, {report['image_size']} px)",
+    ]
+    fit, test = report["splits"]["fit"], report["splits"]["report"]
+    lines.append(
+        f"regression (no intercept): fit on '{fit['name']}' ({fit['frames']} frames), "
+        f"report on '{test['name']}' ({test['frames']} frames); "
+        f"{fit['dropped'] + test['dropped']} invalid frame(s) dropped"
+    )
+    names = [k for k in report["results"][report["origin"]] if not k.endswith("threshold_px")]
+    threshold = report["results"][report["origin"]].get("accuracy_threshold_px")
+    header = ["origin"] + [f"{n} (<= {threshold:g} px)" if n == "accuracy_pct" and threshold else n for n in names]
+    widths = [max(12, len(h)) for h in header]
+    lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths)))
+    for origin, values in report["results"].items():
+        label = origin + (" *" if origin == report["origin"] else "")
+        cells = [label] + [f"{values[n]:.3f}" for n in names]
+        lines.append("  ".join(c.ljust(w) for c, w in zip(cells, widths)))
+    reference = report["mean_pose_reference"]
+    cells = ["mean pose"] + [f"{reference[n]:.3f}" for n in names]
+    lines.append("  ".join(c.ljust(w) for c, w in zip(cells, widths)) + "  (reference: no landmarks)")
+    lines.append("* the paper's origin for this dataset (appendix A, 'Regression coordinates'); its regressor is saved")
+    factorisation = report.get("factorisation")
+    if factorisation:
+        text = f"fg/bg on {factorisation['frames']} frames: background PSNR {factorisation['background_psnr_db']:.2f} dB"
+        if "mask_iou" in factorisation:
+            text += (f"; mask IoU (> 0.5) {factorisation['mask_iou']:.3f}, IoU of the figure-sized top "
+                     f"{factorisation['mask_iou_at_area']:.3f}, per-frame correlation "
+                     f"{factorisation['mask_correlation']:.3f}, mean {factorisation['mask_mean']:.3f} "
+                     f"(true {factorisation['true_mask_mean']:.3f})")
+        lines.append(text)
+    containment = report.get("containment")
+    if containment:
+        lines.append(f"foreground containment (% of part-map mass inside the GT mask, {containment['frames']} frames, "
+                     f"ascending): min {containment['min_percent']:.3f}, mean {containment['mean_percent']:.3f}; "
+                     f"a uniform map would hold {containment['uniform_map_percent']:.3f}")
+        lines.append("  landmark " + " ".join(f"{i:>7d}" for i in containment["landmarks_sorted"]))
+        lines.append("  percent  " + " ".join(f"{p:7.3f}" for p in containment["percent_sorted"]))
+    return "\n".join(lines)
