@@ -6,6 +6,9 @@ dataset's YAML in `configs/`, then any `--config FILE` (variants such as
 Every layer is validated against the dataclasses here, so an unknown key or a
 value of the wrong type fails with a message that names the key.
 
+Longer than 300 lines on purpose: every choice of the project, its default and its validation live in this one
+module, so that a reader finds each option in one place.
+
 Example:
     config = load_config("synthetic", overrides=["model.num_landmarks=8"])
 """

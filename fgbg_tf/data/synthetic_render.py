@@ -16,6 +16,9 @@ Geometry is computed in units of the image side and converted to pixels last, so
 one (seed, video) renders the same scene at every image size. Coordinates follow
 the project convention: (x, y) = (column, row), pixel i has coordinate i.
 
+Longer than 300 lines because it is one piece: the figure's skeleton, its motion, its drawing and the backgrounds
+share the geometry above, and split apart they would be read together anyway.
+
 Example:
     videos = render_videos(seed=0, num_videos=4, frames_per_video=32, image_size=64)
 """
