@@ -27,13 +27,13 @@ from fgbg_tf.model.appearance import pool_part_appearance, project_appearance
 from fgbg_tf.model.landmarks import fit_gaussians, render_heatmaps, spatial_softmax
 from fgbg_tf.model.presets import architecture
 from fgbg_tf.model.spade import SPADEGenerator, resize_bilinear
-from fgbg_tf.model.unet import UNet
+from fgbg_tf.model.unet import EagerBuild, UNet
 
 VARIANTS = ("full", "nomask", "baseline")
 
 
 @keras.saving.register_keras_serializable("fgbg_tf")
-class FactorizedLandmarkModel(keras.Model):
+class FactorizedLandmarkModel(EagerBuild, keras.Model):
     """Unsupervised landmarks with foreground/background factorisation.
 
     Args:
@@ -111,11 +111,6 @@ class FactorizedLandmarkModel(keras.Model):
         part_maps = spatial_softmax(logits)
         mean, cov = fit_gaussians(part_maps, self.covariance, self.fixed_covariance)
         return {"mean": mean, "covariance": cov, "part_maps": part_maps, "stem": stem}
-
-    def build(self, input_shape):
-        # Nothing of its own to create: the sublayers build on the first call, eagerly. Without a build method Keras
-        # first traces call() symbolically to build them, which was most of a model build's time.
-        pass
 
     def call(self, inputs, training=False):
         pose_image, appearance_image = inputs["pose"], inputs["appearance"]

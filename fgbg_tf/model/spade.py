@@ -13,7 +13,7 @@ import keras
 import tensorflow as tf
 
 from fgbg_tf.model.spectral_norm import SpectralConv2D
-from fgbg_tf.model.unet import conv_initializers, instance_norm
+from fgbg_tf.model.unet import EagerBuild, conv_initializers, instance_norm
 
 # "release": PyTorch's spectral_norm semantics (spectral_norm.py); "keras": keras.layers.SpectralNormalization,
 # which renormalises the stored kernel in place and passes no gradient through sigma.
@@ -28,7 +28,7 @@ def resize_bilinear(x: tf.Tensor, height: int, width: int) -> tf.Tensor:
 
 
 @keras.saving.register_keras_serializable("fgbg_tf")
-class SPADE(keras.layers.Layer):
+class SPADE(EagerBuild, keras.layers.Layer):
     """Spatially-adaptive normalisation: IN(x) * (1 + gamma(seg)) + beta(seg).
 
     Args:
@@ -48,11 +48,6 @@ class SPADE(keras.layers.Layer):
         self.gamma = keras.layers.Conv2D(channels, 3, padding="same", dtype=dtype, **conv_initializers())
         self.beta = keras.layers.Conv2D(channels, 3, padding="same", dtype=dtype, **conv_initializers())
 
-    def build(self, input_shape):
-        # Nothing of its own to create: the sublayers build on the first call, eagerly. Without a build method Keras
-        # first traces call() symbolically to build them, which was most of a model build's time.
-        pass
-
     def call(self, x, seg):
         seg = resize_bilinear(tf.cast(seg, x.dtype), x.shape[1], x.shape[2])
         features = self.shared(seg)
@@ -63,7 +58,7 @@ class SPADE(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable("fgbg_tf")
-class SPADEResBlock(keras.layers.Layer):
+class SPADEResBlock(EagerBuild, keras.layers.Layer):
     """SPADE residual block with spectral normalisation on its convolutions.
 
     Main path: SPADE, LeakyReLU(0.2), 3x3 conv to min(fin, fout), SPADE, LeakyReLU,
@@ -107,11 +102,6 @@ class SPADEResBlock(keras.layers.Layer):
             self.norm_s = SPADE(filters_in, hidden, dtype=dtype)
             self.conv_s = spectral_conv(filters_out, 1, use_bias=False)
 
-    def build(self, input_shape):
-        # Nothing of its own to create: the sublayers build on the first call, eagerly. Without a build method Keras
-        # first traces call() symbolically to build them, which was most of a model build's time.
-        pass
-
     def call(self, x, seg, training=False):
         shortcut = x
         if self.learned_shortcut:
@@ -131,7 +121,7 @@ class SPADEResBlock(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable("fgbg_tf")
-class SPADEGenerator(keras.layers.Layer):
+class SPADEGenerator(EagerBuild, keras.layers.Layer):
     """FGDec: renders the foreground from heatmaps and the projected appearance map.
 
     Args:
@@ -158,11 +148,6 @@ class SPADEGenerator(keras.layers.Layer):
         widths = (channels,) + self.up_channels
         self.ups = [SPADEResBlock(a, b, hidden, spectral_norm, dtype=dtype) for a, b in zip(widths[:-1], widths[1:])]
         self.to_rgb = keras.layers.Conv2D(3, 3, padding="same", dtype=dtype, **conv_initializers())
-
-    def build(self, input_shape):
-        # Nothing of its own to create: the sublayers build on the first call, eagerly. Without a build method Keras
-        # first traces call() symbolically to build them, which was most of a model build's time.
-        pass
 
     def call(self, heatmaps, appearance, training=False):
         size = appearance.shape[1]
