@@ -102,3 +102,25 @@ def _fresh_keras_names():
 
     keras.backend.clear_session()
     yield
+
+
+# The slowest tests, slowest first (seconds on 2 AVX2 cores, docs/benchmarks.md). Collected first, so that with
+# `--dist load` the two workers start on them in turn and the short tests fill the gaps, instead of one of them being
+# reached last and running alone at the end.
+SLOWEST = (
+    "tests/test_distributed.py::test_eight_cpu_replicas_from_the_command_line_then_one_replica",
+    "tests/test_learning.py::test_a_short_run_learns_landmarks_that_predict_the_keypoints",
+    "tests/test_distributed.py::test_two_replicas_train_resume_on_one_replica_and_evaluate",
+    "tests/test_train.py::test_resume_continues_with_identical_losses",
+    "tests/test_distributed.py::test_two_workers_match_one_replica_and_only_the_chief_writes",
+    "tests/test_consumers.py::test_saved_model_consumer_prints_landmarks_and_keypoints",
+    "tests/test_train_step.py::test_two_replicas_equal_one_replica_on_the_same_global_batch[0.5]",
+    "tests/test_train_step.py::test_two_replicas_equal_one_replica_on_the_same_global_batch[None]",
+    # Apart from the other two-process test, so that the two clusters rarely share the cores.
+    "tests/test_distributed.py::test_a_killed_worker_stops_the_other_with_a_clear_error",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {nodeid: i for i, nodeid in enumerate(SLOWEST)}
+    items.sort(key=lambda item: rank.get(item.nodeid, len(rank)))  # stable: the rest keep their order
