@@ -115,7 +115,9 @@ def test_resume_with_another_global_batch_is_refused(reference_run, tmp_path):
 
 def test_eight_cpu_replicas_from_the_command_line_then_one_replica(reference, tmp_path):
     # The paper's topology, 8 replicas of 1 image, from the command line; a one-replica session resumes it.
-    run_cli(["--cpu-replicas", "8", "--output", str(tmp_path), *settings(tiny(1, 2))])
+    # About 6 minutes alone on 2 cores (tracing the step once per replica); the limit only catches a hang, and leaves
+    # room for a loaded machine (it took over 10 minutes next to a training run).
+    run_cli(["--cpu-replicas", "8", "--output", str(tmp_path), *settings(tiny(1, 2))], timeout=1500)
     resumed = train(load_config("synthetic", overrides=tiny(8, 3)), tmp_path, progress=False)
     losses = logged_losses(tmp_path)
     np.testing.assert_allclose([losses[1], losses[2], resumed[0]["loss"]], reference, rtol=RTOL)
