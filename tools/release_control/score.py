@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from fgbg_tf.evaluation.protocols import SplitLandmarks, factorisation_scores, format_table, landmark_report
 from fgbg_tf.evaluation import metrics
 from fgbg_tf.evaluation.figures import save_png
+from fgbg_tf.evaluation.protocols import SplitLandmarks, factorisation_scores, format_table, landmark_report
 from fgbg_tf.evaluation.summaries import figure6_grid
 
 
