@@ -45,7 +45,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from fgbg_tf.export import SAVED_MODEL_DIR, InferenceModule
+from fgbg_tf.serving.module import SAVED_MODEL_DIR, InferenceModule
 from fgbg_tf.data.media import (
     MediaError,
     VideoWriter,

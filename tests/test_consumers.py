@@ -10,7 +10,8 @@ import pytest
 import tensorflow as tf
 
 from fgbg_tf.data.media import write_image
-from fgbg_tf.export import SAVED_MODEL_DIR, tflite_name
+from fgbg_tf.serving.module import SAVED_MODEL_DIR
+from fgbg_tf.serving.tflite import tflite_name
 
 EXPORT = Path(__file__).resolve().parents[1] / "export"
 # Runs a consumer and reports which packages it imported: the examples must not need fgbg_tf,

@@ -6,16 +6,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fgbg_tf.export import (
-    REPORT_FILE,
-    InferenceModule,
-    SAVED_MODEL_DIR,
-    dataset_images,
-    keras_landmarks,
-    parse_args,
-    run_tflite,
-    tflite_name,
-)
+from fgbg_tf.export import REPORT_FILE, dataset_images, parse_args
+from fgbg_tf.serving.module import SAVED_MODEL_DIR, InferenceModule, keras_landmarks
+from fgbg_tf.serving.tflite import run_tflite, tflite_name
 from fgbg_tf.data.pipeline import from_model_range, to_model_range
 from fgbg_tf.evaluation.regression import apply_regressor
 
