@@ -23,9 +23,12 @@ from pathlib import Path
 
 import yaml
 
-from fgbg_tf.model.presets import NETWORKS, PRESETS
+from fgbg_tf.model.presets import COVARIANCES, NETWORKS, PRESETS, SPECTRAL_NORMS, VARIANTS
 
 DATASET_NAMES = ("synthetic", "faces5pt", "bbc", "h36m", "celeba", "kth", "bair")
+POSE_PERTURBATIONS = ("temporal", "tps", "both")
+# "auto": mixed_bfloat16 on CPUs with AMX, float32 elsewhere (distribute.resolve_precision).
+PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 
 
 def config_dir() -> Path:
@@ -155,15 +158,15 @@ class Config:
 
     def validate(self) -> "Config":
         _choice("data.name", self.data.name, DATASET_NAMES)
-        _choice("data.pose_perturbation", self.data.pose_perturbation, ("temporal", "tps", "both"))
+        _choice("data.pose_perturbation", self.data.pose_perturbation, POSE_PERTURBATIONS)
         _choice("model.preset", self.model.preset, PRESETS)
-        _choice("model.variant", self.model.variant, ("full", "nomask", "baseline"))
-        _choice("model.covariance", self.model.covariance, ("fitted", "fixed"))
-        _choice("model.spectral_norm", self.model.spectral_norm, ("release", "keras"))
+        _choice("model.variant", self.model.variant, VARIANTS)
+        _choice("model.covariance", self.model.covariance, COVARIANCES)
+        _choice("model.spectral_norm", self.model.spectral_norm, SPECTRAL_NORMS)
         for network, preset in self.model.subnetworks.items():
             _choice("model.subnetworks keys", network, NETWORKS)
             _choice(f"model.subnetworks.{network}", preset, PRESETS)
-        _choice("train.precision", self.train.precision, ("auto", "float32", "mixed_bfloat16"))
+        _choice("train.precision", self.train.precision, PRECISIONS)
         if self.train.clip_grad_norm is not None:
             _positive("train.clip_grad_norm", self.train.clip_grad_norm)
         size = self.data.image_size

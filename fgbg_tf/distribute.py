@@ -11,8 +11,9 @@ import os
 
 import tensorflow as tf
 
+from fgbg_tf.config import PRECISIONS
+
 STRATEGIES = ("auto", "default", "mirrored", "multiworker")
-PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 
 
 def split_cpu(replicas: int) -> list[str]:

@@ -25,7 +25,7 @@ from fgbg_tf.data import DatasetError
 from fgbg_tf.evaluate import evaluate_checkpoint
 from fgbg_tf.evaluation.protocols import PROTOCOLS
 from fgbg_tf.evaluation.figures import line_plot, save_png
-from fgbg_tf.model.factorized import VARIANTS
+from fgbg_tf.model.presets import VARIANTS
 from fgbg_tf.train import train
 
 logger = logging.getLogger("fgbg_tf.landmark_study")

@@ -25,11 +25,10 @@ import tensorflow as tf
 
 from fgbg_tf.model.appearance import pool_part_appearance, project_appearance
 from fgbg_tf.model.landmarks import fit_gaussians, render_heatmaps, spatial_softmax
-from fgbg_tf.model.presets import architecture
+from fgbg_tf.model.presets import VARIANTS, architecture
 from fgbg_tf.model.spade import SPADEGenerator, resize_bilinear
 from fgbg_tf.model.unet import EagerBuild, UNet
 
-VARIANTS = ("full", "nomask", "baseline")
 
 
 @keras.saving.register_keras_serializable("fgbg_tf")

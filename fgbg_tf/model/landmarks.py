@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from fgbg_tf.model.presets import COVARIANCES
+
 # Below this determinant a covariance is degenerate (a one-pixel map); clamping it
 # keeps the inverse finite and changes nothing for any non-degenerate map.
 _MIN_DETERMINANT = 1e-12
@@ -67,7 +69,7 @@ def fit_gaussians(probs: tf.Tensor, covariance: str = "fitted", fixed_covariance
         eye = tf.eye(2, batch_shape=tf.shape(mean)[:2])
         return mean, fixed_covariance * eye
     if covariance != "fitted":
-        raise ValueError(f"covariance must be 'fitted' or 'fixed', got {covariance!r}")
+        raise ValueError(f"covariance must be one of {COVARIANCES}, got {covariance!r}")
     # Centred moments, E[(c - mu)^2], not the release's E[c^2] - mu^2: the same covariance, but for a peaked map the
     # difference form cancels to float32 rounding, so the tiny covariance and the precision 1 / det that eq. 2 divides
     # by become noise, and so do their gradients (1 replica and 2 disagreed by several percent in the pose encoder's

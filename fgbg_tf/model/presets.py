@@ -13,7 +13,12 @@ Example:
 
 from __future__ import annotations
 
-PRESETS = ("paper", "release", "small")
+# The model's other choices, listed once (config.py validates against these; the model classes check them too).
+VARIANTS = ("full", "nomask", "baseline")
+COVARIANCES = ("fitted", "fixed")  # fitted from each part map, or fixed_covariance * I
+# "release": PyTorch's spectral_norm semantics (spectral_norm.py); "keras": keras.layers.SpectralNormalization,
+# which renormalises the stored kernel in place and passes no gradient through sigma.
+SPECTRAL_NORMS = ("release", "keras")
 
 
 NETWORKS = ("pose", "appearance", "decoder", "mask", "background")
@@ -35,28 +40,41 @@ def architecture(preset: str, num_landmarks: int, low_res_mask: bool = False, su
     return widths
 
 
+# Per preset, the widths of each sub-network; `_architecture` adds the pose encoder's output width (K heatmaps) and
+# derives the appearance encoder's from its (output dim, middle width).
+WIDTHS = {
+    "release": dict(
+        pose=dict(stem_channels=(6, 12), encoder_channels=(24, 48, 96, 192), decoder_channels=(512, 256, 128)),
+        appearance=(32, 64),
+        decoder=dict(channels=256, up_channels=(128, 64, 32), hidden=128),
+        mask=dict(stem_channels=(32, 64), encoder_channels=(128, 256, 512), decoder_channels=(32, 32, 32, 1)),
+        background=dict(stem_channels=(32, 64), encoder_channels=(128, 256, 512), decoder_channels=(32, 64, 128, 3)),
+    ),
+    "paper": dict(
+        pose=dict(stem_channels=(16, 32), encoder_channels=(64, 128, 256, 512), decoder_channels=(512, 256, 128)),
+        appearance=(32, 64),
+        decoder=dict(channels=256, up_channels=(128, 64, 32), hidden=128),
+        mask=dict(stem_channels=(32, 32), encoder_channels=(32, 32, 32), decoder_channels=(32, 32, 32, 1)),
+        background=dict(stem_channels=(32, 32), encoder_channels=(32, 64, 128), decoder_channels=(128, 64, 32, 3)),
+    ),
+    "small": dict(
+        pose=dict(stem_channels=(8, 16), encoder_channels=(32, 32, 64, 64), decoder_channels=(64, 64, 32)),
+        appearance=(16, 32),
+        decoder=dict(channels=64, up_channels=(64, 32, 16), hidden=32),
+        mask=dict(stem_channels=(8, 16), encoder_channels=(16, 32, 32), decoder_channels=(16, 16, 16, 1)),
+        background=dict(stem_channels=(8, 16), encoder_channels=(16, 32, 64), decoder_channels=(32, 16, 16, 3)),
+    ),
+}
+PRESETS = tuple(sorted(WIDTHS))
+
+
 def _architecture(preset: str, num_landmarks: int, low_res_mask: bool) -> dict:
-    k = num_landmarks
-    if preset == "release":
-        pose = dict(stem_channels=(6, 12), encoder_channels=(24, 48, 96, 192), decoder_channels=(512, 256, 128, k))
-        appearance_dim, appearance_mid = 32, 64
-        decoder = dict(channels=256, up_channels=(128, 64, 32), hidden=128)
-        mask_net = dict(stem_channels=(32, 64), encoder_channels=(128, 256, 512), decoder_channels=(32, 32, 32, 1))
-        background = dict(stem_channels=(32, 64), encoder_channels=(128, 256, 512), decoder_channels=(32, 64, 128, 3))
-    elif preset == "paper":
-        pose = dict(stem_channels=(16, 32), encoder_channels=(64, 128, 256, 512), decoder_channels=(512, 256, 128, k))
-        appearance_dim, appearance_mid = 32, 64
-        decoder = dict(channels=256, up_channels=(128, 64, 32), hidden=128)
-        mask_net = dict(stem_channels=(32, 32), encoder_channels=(32, 32, 32), decoder_channels=(32, 32, 32, 1))
-        background = dict(stem_channels=(32, 32), encoder_channels=(32, 64, 128), decoder_channels=(128, 64, 32, 3))
-    elif preset == "small":
-        pose = dict(stem_channels=(8, 16), encoder_channels=(32, 32, 64, 64), decoder_channels=(64, 64, 32, k))
-        appearance_dim, appearance_mid = 16, 32
-        decoder = dict(channels=64, up_channels=(64, 32, 16), hidden=32)
-        mask_net = dict(stem_channels=(8, 16), encoder_channels=(16, 32, 32), decoder_channels=(16, 16, 16, 1))
-        background = dict(stem_channels=(8, 16), encoder_channels=(16, 32, 64), decoder_channels=(32, 16, 16, 3))
-    else:
+    if preset not in WIDTHS:
         raise ValueError(f"preset must be one of {PRESETS}, got {preset!r}")
+    k, widths = num_landmarks, WIDTHS[preset]
+    pose = dict(widths["pose"], decoder_channels=widths["pose"]["decoder_channels"] + (k,))
+    appearance_dim, appearance_mid = widths["appearance"]
+    decoder, mask_net, background = (dict(widths[name]) for name in ("decoder", "mask", "background"))
     inputs = k + pose["encoder_channels"][0]
     stem_width = inputs if preset == "small" else 2 * inputs
     appearance = dict(

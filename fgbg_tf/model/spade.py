@@ -12,12 +12,9 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from fgbg_tf.model.presets import SPECTRAL_NORMS
 from fgbg_tf.model.spectral_norm import SpectralConv2D
 from fgbg_tf.model.unet import EagerBuild, conv_initializers, instance_norm
-
-# "release": PyTorch's spectral_norm semantics (spectral_norm.py); "keras": keras.layers.SpectralNormalization,
-# which renormalises the stored kernel in place and passes no gradient through sigma.
-SPECTRAL_NORMS = ("release", "keras")
 
 
 def resize_bilinear(x: tf.Tensor, height: int, width: int) -> tf.Tensor:
