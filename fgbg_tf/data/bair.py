@@ -42,7 +42,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from fgbg_tf.config import DataConfig
-from fgbg_tf.data.base import Shard, DatasetError, LandmarkDataset, check_options, element_seed, partner_frame, shuffled_items
+from fgbg_tf.data.base import Shard, DatasetError, LandmarkDataset, element_seed, partner_frame, shuffled_items
 from fgbg_tf.data.image_files import map_or_invalid, resize_image
 
 OPTIONS = {"tfds_data_dir": None, "camera": "image_aux1"}
@@ -79,11 +79,12 @@ class BAIRDataset(LandmarkDataset):
     keypoint_names = ()
     has_masks = False
     is_video = True
-    regression_splits = ("train", "test")
+    default_options = OPTIONS
+    layout = LAYOUT
 
     def __init__(self, config: DataConfig):
         super().__init__(config)
-        options = check_options("bair", config.options, OPTIONS)
+        options = self.options
         if options["camera"] not in CAMERAS:
             raise DatasetError(
                 f"data.options.camera for bair must be one of {list(CAMERAS)}, got {options['camera']!r}"
@@ -95,11 +96,6 @@ class BAIRDataset(LandmarkDataset):
                 f"data.temporal_offset {list(config.temporal_offset)}: BAIR clips have {FRAMES} frames, "
                 f"so partners can be at most {FRAMES - 1} frames apart"
             )
-        if not config.data_dir:
-            raise DatasetError(f"bair needs data.data_dir (--data-dir); {LAYOUT}")
-        self.root = Path(config.data_dir).expanduser()
-        if not self.root.is_dir():
-            raise DatasetError(f"bair: the data dir {self.root} does not exist; {LAYOUT}")
         self.builder = self._prepare(options["tfds_data_dir"])
         self._sources = {split: self._source(split) for split in ("train", "test")}
         self.num_sequences = {split: len(source) for split, source in self._sources.items()}

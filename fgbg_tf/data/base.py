@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+from pathlib import Path
 
 import tensorflow as tf
 
@@ -73,10 +74,22 @@ class LandmarkDataset(abc.ABC):
     is_video: bool = False
     # Split names of the regression protocol: fit on the first, report on the second.
     regression_splits: tuple[str, str] = ("train", "test")
+    # The data.options this reader takes, with their defaults; `self.options` is them updated with the config's.
+    default_options: dict = {}
+    # What data.data_dir must hold, quoted when it is missing; "" for readers that read no folder (`self.root`).
+    layout: str = ""
 
     def __init__(self, config: DataConfig):
         self.config = config
         self.image_size = config.image_size
+        self.options = check_options(self.name, config.options, self.default_options)
+        self.root = None
+        if self.layout:
+            if not config.data_dir:
+                raise DatasetError(f"{self.name} needs data.data_dir (--data-dir); {self.layout}")
+            self.root = Path(config.data_dir).expanduser()
+            if not self.root.is_dir():
+                raise DatasetError(f"{self.name} data_dir: the folder {self.root} does not exist; {self.layout}")
 
     @property
     @abc.abstractmethod
@@ -98,6 +111,8 @@ class LandmarkDataset(abc.ABC):
 def check_options(dataset: str, options: dict, known: dict) -> dict:
     """`known` (name -> default) updated with `options`; unknown names raise DatasetError."""
     unknown = sorted(set(options) - set(known))
+    if unknown and not known:
+        raise DatasetError(f"{dataset} takes no data.options, got {unknown}")
     if unknown:
         raise DatasetError(f"unknown data.options {unknown} for {dataset}; known (with defaults): {known}")
     return {**known, **options}

@@ -27,7 +27,7 @@ import numpy as np
 import scipy.io
 
 from fgbg_tf.config import DataConfig
-from fgbg_tf.data.base import DatasetError, check_options
+from fgbg_tf.data.base import DatasetError
 from fgbg_tf.data.video_frames import (
     CroppedVideoDataset,
     FrameIndex,
@@ -70,15 +70,13 @@ class BBCPoseDataset(CroppedVideoDataset):
     keypoint_names = KEYPOINT_NAMES
     has_masks = False
     is_video = True
-    regression_splits = ("train", "test")
+    default_options = OPTIONS
+    layout = LAYOUT
 
     def __init__(self, config: DataConfig):
         super().__init__(config)
-        self.options = check_options("bbc", config.options, OPTIONS)
         self.crop_size = int(self.options["crop_size"])
-        if config.data_dir is None:
-            raise DatasetError(f"bbc needs data.data_dir (--data-dir).\n{LAYOUT}")
-        root = require_dir(Path(config.data_dir), "bbc data_dir", LAYOUT)
+        root = self.root
         annotations = _load_struct(require_file(root / "code" / "bbcpose.mat", "bbc annotations", LAYOUT), "bbcpose")
         results = _load_struct(require_file(root / "code" / "results.mat", "bbc test annotations", LAYOUT), "results")
         videos = {v for key in ("train_videos", "val_videos", "test_videos") for v in self.options[key]}

@@ -37,7 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 from fgbg_tf.config import DataConfig
-from fgbg_tf.data.base import Shard, DatasetError, LandmarkDataset, check_options, shuffled_items
+from fgbg_tf.data.base import Shard, DatasetError, LandmarkDataset, shuffled_items
 from fgbg_tf.data.image_files import map_or_invalid, warn_skipped
 
 OPTIONS = {"tfds_data_dir": None}
@@ -97,18 +97,15 @@ class CelebADataset(LandmarkDataset):
     keypoint_names = ("left_eye", "right_eye", "nose", "left_mouth", "right_mouth")
     has_masks = False
     is_video = False
-    regression_splits = ("train", "test")
+    default_options = OPTIONS
+    layout = LAYOUT
 
     def __init__(self, config: DataConfig):
         super().__init__(config)
-        options = check_options("celeba", config.options, OPTIONS)
-        if not config.data_dir:
-            raise DatasetError(f"celeba needs data.data_dir (--data-dir); {LAYOUT}")
-        self.root = Path(config.data_dir).expanduser()
         for name in INDEX_FILES + tuple(MAFL_FILES.values()):
             if not (self.root / name).is_file():
                 raise DatasetError(f"celeba file {self.root / name} is missing; {LAYOUT}")
-        self.builder = self._prepare(options["tfds_data_dir"])
+        self.builder = self._prepare(self.options["tfds_data_dir"])
         partition = _read_partition(self.root / "list_eval_partition.txt")
         self.landmarks = _read_landmarks(self.root / "list_landmarks_align_celeba.txt")
         # Record order of every tfds split (module docstring).

@@ -60,17 +60,10 @@ class Faces5ptDataset(LandmarkDataset):
     keypoint_names = ("left_eye", "right_eye", "nose", "left_mouth", "right_mouth")
     has_masks = False
     is_video = False
-    regression_splits = ("train", "test")
+    layout = LAYOUT
 
     def __init__(self, config: DataConfig):
         super().__init__(config)
-        if config.options:
-            raise DatasetError(f"faces5pt takes no data.options, got {sorted(config.options)}")
-        if not config.data_dir:
-            raise DatasetError(f"faces5pt needs data.data_dir (--data-dir); {LAYOUT}")
-        self.root = Path(config.data_dir).expanduser()
-        if not self.root.is_dir():
-            raise DatasetError(f"faces5pt folder {self.root} does not exist; {LAYOUT}")
         self.skipped: list[tuple[str, str]] = []
         self.index = {split: self._read_list(self.root / name) for split, name in LIST_FILES.items()}
         warn_skipped(self.name, self.skipped)

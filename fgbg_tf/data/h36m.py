@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from fgbg_tf.config import DataConfig
-from fgbg_tf.data.base import DatasetError, check_options
+from fgbg_tf.data.base import DatasetError
 from fgbg_tf.data.video_frames import (
     CroppedVideoDataset,
     FrameIndex,
@@ -77,18 +77,15 @@ class Human36MDataset(CroppedVideoDataset):
     name = "h36m"
     keypoint_names = KEYPOINT_NAMES
     is_video = True
-    regression_splits = ("train", "test")
+    default_options = OPTIONS
+    layout = LAYOUT
 
     def __init__(self, config: DataConfig):
         super().__init__(config)
-        self.options = check_options("h36m", config.options, OPTIONS)
         unknown = sorted(set(self.options["activities"]) - set(ACTIVITIES))
         if unknown:
             raise DatasetError(f"data.options.activities for h36m: unknown {unknown}; choose from {ACTIVITIES}")
         self.crop_size = int(self.options["crop_size"])
-        if config.data_dir is None:
-            raise DatasetError(f"h36m needs data.data_dir (--data-dir).\n{LAYOUT}")
-        self.root = require_dir(Path(config.data_dir), "h36m data_dir", LAYOUT)
         self.skipped: list[tuple[str, str]] = []
         self._masks: dict[str, list[tuple[str, int]]] = {}
         low = config.temporal_offset[0]

@@ -22,8 +22,8 @@ import numpy as np
 import tensorflow as tf
 
 from fgbg_tf.config import DataConfig
-from fgbg_tf.data.base import Shard, DatasetError, LandmarkDataset, check_options, element_seed, partner_frame, shuffled_items
-from fgbg_tf.data.video_frames import report_skipped, require_dir, require_file, resize_image
+from fgbg_tf.data.base import Shard, DatasetError, LandmarkDataset, element_seed, partner_frame, shuffled_items
+from fgbg_tf.data.video_frames import report_skipped, require_file, resize_image
 
 LAYOUT = """KTH layout (https://www.csc.kth.se/cvap/actions/):
   <data_dir>/sequences.txt                          the segment list, lines like
@@ -52,17 +52,14 @@ class KTHDataset(LandmarkDataset):
     keypoint_names = ()
     has_masks = False
     is_video = True
-    regression_splits = ("train", "test")
+    default_options = OPTIONS
+    layout = LAYOUT
 
     def __init__(self, config: DataConfig):
         super().__init__(config)
-        self.options = check_options("kth", config.options, OPTIONS)
         unknown = sorted(set(self.options["actions"]) - set(ACTIONS))
         if unknown:
             raise DatasetError(f"data.options.actions for kth: unknown actions {unknown}; choose from {ACTIONS}")
-        if config.data_dir is None:
-            raise DatasetError(f"kth needs data.data_dir (--data-dir).\n{LAYOUT}")
-        self.root = require_dir(Path(config.data_dir), "kth data_dir", LAYOUT)
         segments = parse_sequences(require_file(self.root / "sequences.txt", "kth segment list", LAYOUT))
         self.skipped: list[tuple[str, str]] = []
         persons = {"train": set(self.options["train_persons"]), "test": set(self.options["test_persons"])}

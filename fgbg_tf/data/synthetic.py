@@ -16,7 +16,8 @@ from fgbg_tf.config import DataConfig
 from fgbg_tf.data.base import Shard, DatasetError, LandmarkDataset, element_seed, partner_frame, shuffled_items, with_validity
 from fgbg_tf.data.synthetic_render import make_splits
 
-OPTIONS = ("seed", "train_videos", "test_videos", "frames_per_video")
+# data.options and their defaults (those of synthetic_render.make_splits).
+OPTIONS = {"seed": 0, "train_videos": 48, "test_videos": 16, "frames_per_video": 64}
 
 
 class SyntheticDataset(LandmarkDataset):
@@ -30,13 +31,11 @@ class SyntheticDataset(LandmarkDataset):
     name = "synthetic"
     has_masks = True
     is_video = True
+    default_options = OPTIONS
 
     def __init__(self, config: DataConfig):
         super().__init__(config)
-        unknown = sorted(set(config.options) - set(OPTIONS))
-        if unknown:
-            raise DatasetError(f"unknown data.options {unknown} for synthetic; known: {list(OPTIONS)}")
-        self.splits = _generate(config.image_size, tuple(sorted(config.options.items())))
+        self.splits = _generate(config.image_size, tuple(sorted(self.options.items())))
         self.keypoint_names = self.splits["train"].keypoint_names
 
     @property
