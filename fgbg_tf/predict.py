@@ -45,6 +45,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from fgbg_tf.data.pipeline import to_uint8
 from fgbg_tf.serving.module import SAVED_MODEL_DIR, InferenceModule
 from fgbg_tf.data.media import (
     MediaError,
@@ -122,10 +123,6 @@ class Predictor:
         return self._run("render", means=means, covariances=covariances, appearance=appearance)
 
 
-def _unit_to_uint8(images: np.ndarray) -> np.ndarray:
-    return np.clip(np.asarray(images) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-
-
 class Results:
     """Collects per-frame rows and skipped files; writes landmarks.csv and landmarks.json."""
 
@@ -201,7 +198,7 @@ def predict_image(predictor: Predictor, path: Path, name: str, output_dir: Path,
     if predictor.factors:
         factors = predictor.reconstruct(fitted[None], fitted[None])
         for factor in predictor.factors:
-            write_image(output_dir / f"{factor}s" / f"{name}.png", _unit_to_uint8(factors[factor][0]))
+            write_image(output_dir / f"{factor}s" / f"{name}.png", to_uint8(factors[factor][0], low=0.0))
 
 
 def predict_video(predictor: Predictor, path: Path, name: str, output_dir: Path, results: Results, resize: bool,
@@ -219,7 +216,7 @@ def predict_video(predictor: Predictor, path: Path, name: str, output_dir: Path,
             item = results.add(path, count - len(frames) + i, original, output, i)
             keypoints = np.array(item["keypoints"]) if "keypoints" in item else None
             shown = {"overlay": overlay(image, np.array(item["landmarks"]), keypoints)}
-            shown.update({name: _unit_to_uint8(factors[name][i]) for name in predictor.factors})
+            shown.update({name: to_uint8(factors[name][i], low=0.0) for name in predictor.factors})
             for kind, picture in shown.items():
                 if kind not in writers:
                     writers[kind] = VideoWriter(output_dir / f"{name}_{kind}", fps, (picture.shape[1], picture.shape[0]))
@@ -284,7 +281,7 @@ def transfer(model_path: str | Path, pose_path: str | Path, appearance_path: str
     pose, _ = _prepare(read_image(pose_path), size, resize, pose_path)
     appearance, _ = _prepare(read_image(appearance_path), size, resize, appearance_path)
     found = predictor.landmarks(pose[None])
-    rendered = _unit_to_uint8(predictor.render(found["means"], found["covariances"], appearance[None])["image"][0])
+    rendered = to_uint8(predictor.render(found["means"], found["covariances"], appearance[None])["image"][0], low=0.0)
     output_dir = Path(output_dir)
     write_image(output_dir / "transfer.png", rendered)
     panel = np.concatenate([overlay(pose, found["means_pixels"][0]), appearance, rendered], axis=1)

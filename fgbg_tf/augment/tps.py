@@ -270,23 +270,15 @@ def random_tps_targets(
     return source, target
 
 
-def random_tps_warp(
-    image,
-    seed,
-    grid_size=10,
-    rotation=math.pi / 8,
-    scale=(1.05, 1.15),
-    translation=10 / 128,
-    point_jitter=2 / 128,
-    margin=10 / 128,
-):
+def random_tps_warp(image, seed, **params):
     """T_tps: warp a square image by a random thin-plate spline drawn with ``random_tps_targets``.
 
     Args:
         image: float tensor [S, S, C], or a batch [B, S, S, C] with a static B; batch element i is warped as
             ``random_tps_warp(image[i], stateless_split(int64(seed), B)[i])`` would warp it.
         seed: int32/int64 tensor of shape [2]; the output is a pure function of (image, seed).
-        grid_size, rotation, scale, translation, point_jitter, margin: as in ``random_tps_targets``.
+        **params: any of ``random_tps_targets``' grid_size, rotation, scale, translation, point_jitter, margin
+            (its defaults are the release's; ``dataclasses.asdict(config.data.tps)`` gives them all).
 
     Returns:
         Tensor of the shape and dtype of ``image``.
@@ -306,20 +298,12 @@ def random_tps_warp(
     else:
         size = tf.shape(image)[rank - 3]
         tf.debugging.assert_equal(size, tf.shape(image)[rank - 2], message="image: expected a square image")
-    kwargs = dict(
-        grid_size=grid_size,
-        rotation=rotation,
-        scale=scale,
-        translation=translation,
-        point_jitter=point_jitter,
-        margin=margin,
-    )
     if rank == 3:
-        return tps_warp(image, *random_tps_targets(seed, size, **kwargs))
+        return tps_warp(image, *random_tps_targets(seed, size, **params))
     if image.shape[0] is None:
         raise ValueError(f"image: a batched random warp needs a static batch size, got shape {image.shape}")
     seeds = tf.random.experimental.stateless_split(check_seed(seed), num=image.shape[0])
     # The control grid depends only on the size, so the batch shares one source grid and one TPS system.
-    source = random_tps_targets(seeds[0], size, **kwargs)[0]
-    targets = tf.map_fn(lambda s: random_tps_targets(s, size, **kwargs)[1], seeds, fn_output_signature=tf.float32)
+    source = random_tps_targets(seeds[0], size, **params)[0]
+    targets = tf.map_fn(lambda s: random_tps_targets(s, size, **params)[1], seeds, fn_output_signature=tf.float32)
     return tps_warp(image, source, targets)

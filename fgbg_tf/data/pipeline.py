@@ -17,6 +17,9 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+
+import numpy as np
 import tensorflow as tf
 
 from fgbg_tf.augment.color_jitter import color_jitter
@@ -37,33 +40,22 @@ def from_model_range(images: tf.Tensor) -> tf.Tensor:
     return tf.clip_by_value((tf.cast(images, tf.float32) + 1.0) / 2.0, 0.0, 1.0)
 
 
+def to_uint8(images, low: float = -1.0) -> np.ndarray:
+    """Float images in [low, 1] (-1: the model's range; 0: display [0, 1]) -> uint8 [0, 255], rounded and clipped."""
+    scaled = (np.asarray(images, np.float32) - low) * (255.0 / (1.0 - low))
+    return np.clip(scaled + 0.5, 0, 255).astype(np.uint8)
+
+
 def make_views(element: dict, config: Config) -> dict:
     """Builds the training views of one element; returns a batch of 1 or 2 examples."""
     seed, data = config.train.seed, config.data
     frame = tf.cast(element["frame"], tf.float32) / 255.0
-    jitter = data.color_jitter
-    pose = color_jitter(
-        frame,
-        element_seed(seed, element["index"], _JITTER_SALT),
-        brightness=jitter.brightness,
-        contrast=jitter.contrast,
-        saturation=jitter.saturation,
-        hue=jitter.hue,
-    )
+    jitter_seed = element_seed(seed, element["index"], _JITTER_SALT)
+    pose = color_jitter(frame, jitter_seed, **dataclasses.asdict(data.color_jitter))
     appearances = []
     if data.pose_perturbation in ("tps", "both"):
-        tps = data.tps
-        warped = random_tps_warp(
-            frame,
-            element_seed(seed, element["index"], _TPS_SALT),
-            grid_size=tps.grid_size,
-            rotation=tps.rotation,
-            scale=tps.scale,
-            translation=tps.translation,
-            point_jitter=tps.point_jitter,
-            margin=tps.margin,
-        )
-        appearances.append(warped)
+        tps_seed = element_seed(seed, element["index"], _TPS_SALT)
+        appearances.append(random_tps_warp(frame, tps_seed, **dataclasses.asdict(data.tps)))
     if data.pose_perturbation in ("temporal", "both"):
         appearances.append(tf.cast(element["partner"], tf.float32) / 255.0)
     copies = len(appearances)

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
+from fgbg_tf.data.pipeline import to_uint8
 from fgbg_tf.model.landmarks import to_pixels
 
 COLUMNS = ("input", "pose (T_cj)", "appearance", "background", "foreground", "mask", "reconstruction")
@@ -25,11 +26,6 @@ def landmark_colours(count: int) -> np.ndarray:
     """`count` distinct RGB uint8 colours (evenly spaced hues), stable across calls."""
     hues = np.arange(count) / max(count, 1)
     return np.array([[int(255 * c) for c in colorsys.hsv_to_rgb(h, 0.9, 1.0)] for h in hues], np.uint8)
-
-
-def to_uint8(images) -> np.ndarray:
-    """[-1, 1] float images -> uint8 [0, 255]."""
-    return np.clip((np.asarray(images, np.float32) + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
 
 
 def draw_landmarks(image: np.ndarray, points: np.ndarray, radius: int = 2) -> np.ndarray:
