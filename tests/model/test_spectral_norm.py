@@ -1,3 +1,4 @@
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -50,6 +51,9 @@ def test_gradient_flows_through_sigma_as_in_pytorch():
 
 def test_power_iteration_runs_in_training_only_and_finds_the_top_singular_value():
     rng = np.random.default_rng(1)
+    # A fixed initial kernel and u: 30 power iterations converge to 1e-4 only when the top two singular values are
+    # apart, which a kernel drawn from whatever state earlier tests left is not always.
+    keras.utils.set_random_seed(1)
     layer = SpectralConv2D(8, 3)
     x = rng.normal(size=(1, 5, 5, 3)).astype(np.float32)
     layer(x)
