@@ -142,6 +142,10 @@ def train(config: Config, output_dir: str | Path, strategy=None, progress: bool 
         logger.info("resumed from %s at step %d", latest, int(step.numpy()))
 
     start = int(step.numpy())
+    if start >= config.train.max_steps:
+        logger.info("%s is complete: step %d of train.max_steps %d; raise --max-steps to train on", output_dir, start,
+                    config.train.max_steps)
+        return []
     batches = strategy.distribute_datasets_from_function(
         lambda context: training_batches(dataset, config, global_batch_size, start_step=start, input_context=context)
     )
@@ -155,7 +159,9 @@ def train(config: Config, output_dir: str | Path, strategy=None, progress: bool 
     train_step = make_train_step(model, loss_fn, optimizer, strategy, config, global_batch_size, step)
     writer = tf.summary.create_file_writer(str(output_dir / "logs")) if chief else tf.summary.create_noop_writer()
     skipped = SkippedFrames(dataset.num_train_items)
-    bar = keras.utils.Progbar(config.train.max_steps, stateful_metrics=["loss", "img/s"]) if progress and chief else None
+    # A progress bar on a terminal; otherwise (a log file, --no-progress) a plain line every train.log_every steps.
+    interactive = progress and chief and sys.stdout.isatty()
+    bar = keras.utils.Progbar(config.train.max_steps, stateful_metrics=["loss", "img/s"]) if interactive else None
     logger.info(
         "training %s: steps %d -> %d, %d replica(s) x %d images, %s, output %s",
         config.data.name, start, config.train.max_steps, strategy.num_replicas_in_sync, config.train.batch_size,
@@ -192,6 +198,9 @@ def train(config: Config, output_dir: str | Path, strategy=None, progress: bool 
             if bar is not None:
                 bar.update(current, [("loss", results["loss"]), ("img/s", images_per_second)])
             if current % config.train.log_every == 0 or current == config.train.max_steps:
+                if bar is None and chief:
+                    logger.info("step %d/%d: loss %.4f, %.2f images/s", current, config.train.max_steps,
+                                results["loss"], images_per_second)
                 with writer.as_default(step=current):
                     for name, value in results.items():
                         tf.summary.scalar(name if "/" in name else f"loss/{name}", value)
@@ -255,7 +264,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="split the CPU into N logical devices and mirror over them (tests multi-replica code)")
     parser.add_argument("--collective-timeout", type=float, default=300.0, metavar="SECONDS",
                         help="multiworker: a collective that waits longer for a peer fails the run (default 300)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="plain log lines every train.log_every steps instead of the progress bar")
     return parser.parse_args(argv)
 
 

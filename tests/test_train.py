@@ -1,5 +1,6 @@
 """Tests for fgbg_tf.train: resume, the run folder's checks, failures before any work, the command line."""
 
+import logging
 import shutil
 
 import numpy as np
@@ -11,11 +12,14 @@ from fgbg_tf.data import DatasetError
 from fgbg_tf.train import main, prepare_output, train
 
 
-def test_resume_continues_with_identical_losses(tiny_config, tmp_path):
+def test_resume_continues_with_identical_losses(tiny_config, tmp_path, caplog):
     tiny_config.train.max_steps = 4
     tiny_config.train.checkpoint_every = 2
     tiny_config.train.image_every = 1000  # pictures are not what is compared; the fg/bg probe still runs every step
-    straight = [h["loss"] for h in train(tiny_config, tmp_path / "straight", progress=False)]
+    with caplog.at_level(logging.INFO, logger="fgbg_tf.train"):
+        straight = [h["loss"] for h in train(tiny_config, tmp_path / "straight", progress=False)]
+    # Without a progress bar, a plain line per log step (train.log_every is 1 here) with that step's loss.
+    assert f"step 4/4: loss {straight[3]:.4f}" in caplog.text
     assert list((tmp_path / "straight" / "logs").glob("events.out.tfevents.*"))
     # Resume a copy of the straight run's step-2 checkpoint: steps 3 and 4 must repeat its losses. A resume that
     # lost Adam's moments, the step counter or the data position would change step 4 by percents, not 1e-6.
@@ -28,6 +32,11 @@ def test_resume_continues_with_identical_losses(tiny_config, tmp_path):
     continued = [h["loss"] for h in train(tiny_config, tmp_path / "resumed", progress=False)]
     np.testing.assert_allclose(continued, straight[2:], rtol=1e-4)
     assert (resumed / "ckpt-4.index").exists()
+    # Run again, a finished run trains nothing and says so.
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="fgbg_tf.train"):
+        assert train(tiny_config, tmp_path / "resumed", progress=False) == []
+    assert "is complete: step 4 of train.max_steps 4" in caplog.text
 
 
 def test_output_folder_of_a_different_model_or_data_stream_is_refused(tiny_config, tmp_path):
