@@ -41,7 +41,7 @@ from fgbg_tf.config import (
 )
 from fgbg_tf.data import DatasetError, LandmarkDataset, get_dataset
 from fgbg_tf.data.pipeline import to_model_range
-from fgbg_tf.evaluation.figures import figure3_grid, line_plot, save_png
+from fgbg_tf.evaluation.figures import figure3_grid, label_rows, line_plot, save_png
 from fgbg_tf.evaluation.protocols import (
     PROTOCOLS,
     SplitLandmarks,
@@ -171,7 +171,8 @@ def figure3(model, landmarks: SplitLandmarks, regressor: Regressor) -> np.ndarra
     outputs = model({"pose": x, "appearance": x}, training=False)
     mask = outputs["mask"].numpy() if "mask" in outputs else None
     keypoints = apply_regressor(regressor, landmarks.sample["means_pixels"])
-    return figure3_grid(images, keypoints, landmarks.sample["part_maps"], mask)
+    labels = ["regressed keypoints"] + (["predicted mask"] if mask is not None else []) + ["part maps"]
+    return label_rows(figure3_grid(images, keypoints, landmarks.sample["part_maps"], mask), labels)
 
 
 def evaluate_checkpoint(
@@ -235,9 +236,10 @@ def evaluate_checkpoint(
         pictures["figure3"] = figure3(model, test, regressors[protocol.origin])
     if with_masks:
         curve = report["containment"]
+        ranks = np.arange(len(curve["percent_sorted"]))
         pictures["containment"] = line_plot(
-            {f"{config.model.variant} K={config.model.num_landmarks}":
-             (np.arange(len(curve["percent_sorted"])), curve["percent_sorted"])},
+            {f"{config.model.variant} K={config.model.num_landmarks}": (ranks, curve["percent_sorted"]),
+             "uniform map": (ranks, np.full(len(ranks), curve["uniform_map_percent"]))},
             title=f"Foreground containment ({data.name}, step {step})",
             x_label="landmark, sorted by containment", y_label="% of mass in foreground", log_y=True,
         )

@@ -5,7 +5,8 @@
   (metric vs number of landmarks).
 * `figure3_grid`: one column per test image; rows, top to bottom, as in the
   paper's Figure 3: regressed keypoints on the image, the predicted foreground mask
-  (only for variants that predict one), the landmark part maps overlaid.
+  (only for variants that predict one), the landmark part maps overlaid; `label_rows`
+  names the rows on a strip at its left.
 
 All images are RGB uint8; `save_png` writes them.
 
@@ -213,6 +214,32 @@ def figure3_grid(images, keypoints, part_maps, masks=None, tile_size: int = 128)
         rows.append([np.repeat(g[..., None], 3, axis=-1) for g in grey])
     rows.append([part_map_overlay(t, m) for t, m in zip(tiles, np.asarray(part_maps))])
     return np.concatenate([np.concatenate(row, axis=1) for row in rows], axis=0)
+
+
+def label_rows(grid: np.ndarray, labels, width: int = 112) -> np.ndarray:
+    """`grid` with a white strip on its left naming each of its equally tall rows (top to bottom).
+
+    Example: `label_rows(figure3_grid(...), ["regressed keypoints", "predicted mask", "part maps"])`.
+    """
+    height = grid.shape[0] // len(labels)
+    strip = np.full((grid.shape[0], width, 3), 255, np.uint8)
+    for row, label in enumerate(labels):
+        for line, words in enumerate(_wrap(str(label), width - 8)):
+            origin = (4, row * height + height // 2 - 6 + 16 * line)
+            cv2.putText(strip, words, origin, _FONT, 0.42, _INK, 1, cv2.LINE_AA)
+    return np.concatenate([strip, grid], axis=1)
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    """Words of `text` in lines that fit `width` pixels at the row labels' font size."""
+    lines = [""]
+    for word in text.split():
+        candidate = f"{lines[-1]} {word}".strip()
+        if lines[-1] and cv2.getTextSize(candidate, _FONT, 0.42, 1)[0][0] > width:
+            lines.append(word)
+        else:
+            lines[-1] = candidate
+    return lines
 
 
 def save_png(path: str | Path, image: np.ndarray) -> Path:

@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from fgbg_tf.evaluation.figures import figure3_grid, line_plot, part_map_overlay, plot_axes, save_png
+from fgbg_tf.evaluation.figures import figure3_grid, label_rows, line_plot, part_map_overlay, plot_axes, save_png
 from fgbg_tf.evaluation.summaries import landmark_colours
 
 
@@ -68,3 +68,15 @@ def test_save_png_keeps_rgb_order(tmp_path):
     image[..., 0] = 255
     path = save_png(tmp_path / "red.png", image)
     assert cv2.imread(str(path))[0, 0].tolist() == [0, 0, 255]  # OpenCV reads BGR
+
+
+def test_row_labels_name_each_row_on_a_strip_left_of_the_grid():
+    grid = np.zeros((3 * 40, 80, 3), np.uint8)
+    labelled = label_rows(grid, ["regressed keypoints", "predicted mask", "part maps"], width=100)
+    assert labelled.shape == (120, 180, 3)
+    np.testing.assert_array_equal(labelled[:, 100:], grid)
+    strip = labelled[:, :100, 0]
+    # Every row's band holds ink (its label, wrapped to the strip's width), the strip's edges none.
+    for row in range(3):
+        assert (strip[row * 40 : (row + 1) * 40] < 128).sum() > 20
+    assert (strip[:, 97:] == 255).all()
