@@ -76,8 +76,6 @@ class BAIRDataset(LandmarkDataset):
     """
 
     name = "bair"
-    keypoint_names = ()
-    has_masks = False
     is_video = True
     default_options = OPTIONS
     layout = LAYOUT

@@ -34,6 +34,10 @@ import tensorflow as tf
 from fgbg_tf.config import DataConfig
 
 
+# The five facial keypoints of MAFL / AFLW / LFW-style annotations (celeba, faces5pt), in their files' order.
+FACIAL_POINTS = ("left_eye", "right_eye", "nose", "left_mouth", "right_mouth")
+
+
 class DatasetError(RuntimeError):
     """A dataset is missing, malformed, or cannot serve what was asked."""
 

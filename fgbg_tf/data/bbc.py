@@ -68,7 +68,6 @@ class BBCPoseDataset(CroppedVideoDataset):
 
     name = "bbc"
     keypoint_names = KEYPOINT_NAMES
-    has_masks = False
     is_video = True
     default_options = OPTIONS
     layout = LAYOUT

@@ -37,7 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 from fgbg_tf.config import DataConfig
-from fgbg_tf.data.base import Shard, DatasetError, LandmarkDataset, shuffled_items
+from fgbg_tf.data.base import FACIAL_POINTS, Shard, DatasetError, LandmarkDataset, shuffled_items
 from fgbg_tf.data.image_files import map_or_invalid, warn_skipped
 
 OPTIONS = {"tfds_data_dir": None}
@@ -94,9 +94,7 @@ class CelebADataset(LandmarkDataset):
     """
 
     name = "celeba"
-    keypoint_names = ("left_eye", "right_eye", "nose", "left_mouth", "right_mouth")
-    has_masks = False
-    is_video = False
+    keypoint_names = FACIAL_POINTS
     default_options = OPTIONS
     layout = LAYOUT
 

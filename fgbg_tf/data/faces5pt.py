@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from fgbg_tf.config import DataConfig
-from fgbg_tf.data.base import Shard, DatasetError, LandmarkDataset, shuffled_items
+from fgbg_tf.data.base import FACIAL_POINTS, Shard, DatasetError, LandmarkDataset, shuffled_items
 from fgbg_tf.data.image_files import map_or_invalid, read_jpeg, resize_image, warn_skipped
 
 CROP_SIZE = 80
@@ -57,9 +57,7 @@ class Faces5ptDataset(LandmarkDataset):
     """
 
     name = "faces5pt"
-    keypoint_names = ("left_eye", "right_eye", "nose", "left_mouth", "right_mouth")
-    has_masks = False
-    is_video = False
+    keypoint_names = FACIAL_POINTS
     layout = LAYOUT
 
     def __init__(self, config: DataConfig):

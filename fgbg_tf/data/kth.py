@@ -49,8 +49,6 @@ class KTHDataset(LandmarkDataset):
     """
 
     name = "kth"
-    keypoint_names = ()
-    has_masks = False
     is_video = True
     default_options = OPTIONS
     layout = LAYOUT
