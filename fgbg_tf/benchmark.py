@@ -20,7 +20,6 @@ import resource
 import sys
 import time
 
-import keras
 import tensorflow as tf
 
 from fgbg_tf.config import DATASET_NAMES, load_config
@@ -28,7 +27,7 @@ from fgbg_tf.data import get_dataset
 from fgbg_tf.data.pipeline import training_batches
 from fgbg_tf.distribute import resolve_precision
 from fgbg_tf.model.factorized import build_model
-from fgbg_tf.train_step import build_loss, make_train_step
+from fgbg_tf.train_step import build_loss, build_optimizer, make_train_step
 
 
 def peak_memory_mib() -> float:
@@ -57,7 +56,7 @@ def bench_train(config, steps: int, warmup: int) -> dict:
     strategy = tf.distribute.get_strategy()
     batch_size = config.train.batch_size
     model = build_model(config.model, config.data.image_size, resolve_precision(config.train.precision))
-    optimizer = keras.optimizers.Adam(config.train.learning_rate)
+    optimizer = build_optimizer(config)
     optimizer.build(model.trainable_variables)
     # The counter starts past any background warm-up, so the steps timed are the full composite of eq. 7.
     counter = tf.Variable(config.train.background_warmup_steps, dtype=tf.int64, trainable=False)

@@ -33,7 +33,7 @@ from fgbg_tf.distribute import STRATEGIES, make_strategy, resolve_precision
 from fgbg_tf.evaluate import factorisation_report
 from fgbg_tf.evaluation.summaries import log_figure6
 from fgbg_tf.model.factorized import build_model
-from fgbg_tf.train_step import build_loss, make_train_step
+from fgbg_tf.train_step import build_loss, build_optimizer, make_train_step
 
 logger = logging.getLogger("fgbg_tf.train")
 
@@ -117,7 +117,7 @@ def train(config: Config, output_dir: str | Path, strategy=None, progress: bool 
 
     with strategy.scope():
         model = build_model(config.model, config.data.image_size, precision)
-        optimizer = keras.optimizers.Adam(config.train.learning_rate, epsilon=config.train.adam_epsilon)
+        optimizer = build_optimizer(config)
         optimizer.build(model.trainable_variables)
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
     loss_fn = build_loss(config, precision)

@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import keras
 import tensorflow as tf
 
 from fgbg_tf.config import Config
@@ -35,6 +36,40 @@ def build_loss(config: Config, precision: str | None = None) -> PerceptualLoss:
         weights=config.loss.vgg_weights,
         dtype=precision or resolve_precision(config.train.precision),
     )
+
+
+class FusedAdam(keras.optimizers.Adam):
+    """Keras' Adam whose update of each variable is TensorFlow's one fused op, `ResourceApplyAdam`.
+
+    The same rule as `keras.optimizers.Adam` (m, v, bias-corrected step, epsilon outside the square root) and the
+    same variables, so checkpoints are interchangeable; Keras writes it as some 40 ops per variable, which made the
+    optimizer 43 % of the training graph and, with a copy per replica, most of a multi-replica step's tracing and
+    start-up (docs/benchmarks.md). Args and example as `keras.optimizers.Adam`, e.g. `FusedAdam(1e-3)`.
+    """
+
+    def update_step(self, gradient, variable, learning_rate):
+        if self.amsgrad:
+            return super().update_step(gradient, variable, learning_rate)
+        dtype = variable.dtype
+        step = tf.cast(self.iterations + 1, dtype)
+        beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
+        index = self._get_variable_index(variable)
+        tf.raw_ops.ResourceApplyAdam(
+            var=_handle(variable), m=_handle(self._momentums[index]), v=_handle(self._velocities[index]),
+            beta1_power=tf.pow(beta_1, step), beta2_power=tf.pow(beta_2, step), lr=tf.cast(learning_rate, dtype),
+            beta1=beta_1, beta2=beta_2, epsilon=tf.cast(self.epsilon, dtype), grad=tf.cast(gradient, dtype),
+        )
+
+
+def _handle(variable):
+    """The resource handle of a Keras or TF variable (inside a distributed update: this device's copy)."""
+    return (variable.value if isinstance(variable, keras.Variable) else variable).handle
+
+
+def build_optimizer(config: Config) -> FusedAdam:
+    """The run's optimizer: Adam at train.learning_rate and train.adam_epsilon (the coupled L2 decay and clipping
+    are applied to the gradients in `make_train_step`)."""
+    return FusedAdam(config.train.learning_rate, epsilon=config.train.adam_epsilon)
 
 
 # Sub-networks whose gradient norms are logged (attribute of FactorizedLandmarkModel -> TensorBoard name).

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from fgbg_tf.loss.perceptual import PerceptualLoss
 from fgbg_tf.model.factorized import build_model
-from fgbg_tf.train_step import make_train_step
+from fgbg_tf.train_step import FusedAdam, make_train_step
 
 
 def one_step(config, strategy, weights, batch, optimizer=keras.optimizers.Adam):
@@ -117,3 +117,33 @@ def test_background_warmup_leaves_mask_and_background_untouched(tiny_config):
     assert moved(model.pose_encoder.trainable_variables, pose_before) > 0
     train_step(batch)  # step 1: the factorisation takes part
     assert moved(waiting, before) > 0
+
+
+@pytest.mark.parametrize("replicas", [1, 2])
+def test_fused_adam_follows_keras_adam_on_every_replica(replicas):
+    # Five steps from the same start with gradients that change every step: the fused op must give Keras' Adam to
+    # float32 rounding on each replica's copy (a wrong bias correction or epsilon moves them by 1e-3 and more).
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]) if replicas == 2 else tf.distribute.get_strategy()
+
+    def run(optimizer_class):
+        with strategy.scope():
+            weights = [keras.Variable(np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4)),
+                       keras.Variable(np.ones(5, np.float32))]
+            optimizer = optimizer_class(1e-2, epsilon=1e-7)
+            optimizer.build(weights)
+
+        @tf.function
+        def step(i):
+            strategy.run(lambda: optimizer.apply([tf.sin(w * (tf.cast(i, tf.float32) + 1.0)) for w in weights], weights))
+
+        for i in range(5):
+            step(tf.constant(i))
+        copies = [getattr(w.value, "values", (w.value,)) for w in weights]
+        return [np.stack([c.numpy() for c in copy]) for copy in copies], int(optimizer.iterations.numpy())
+
+    (expected, steps), (fused, fused_steps) = run(keras.optimizers.Adam), run(FusedAdam)
+    assert steps == fused_steps == 5 and expected[0].shape[0] == replicas
+    starts = (np.linspace(-1, 1, 12).reshape(3, 4), np.ones(5))
+    for want, got, start in zip(expected, fused, starts):
+        assert np.abs(want - start).max() > 0.03  # five steps of about lr each: the weights did move
+        np.testing.assert_allclose(got, want, atol=2e-6)
