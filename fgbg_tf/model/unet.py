@@ -21,9 +21,35 @@ def conv_initializers() -> dict:
 
 def instance_norm(dtype=None, name=None) -> keras.layers.Layer:
     """PyTorch's InstanceNorm2d(affine=False): per-sample, per-channel, eps 1e-5."""
-    return keras.layers.GroupNormalization(
-        groups=-1, epsilon=1e-5, center=False, scale=False, dtype=dtype, name=name
-    )
+    return InstanceNorm(epsilon=1e-5, dtype=dtype, name=name)
+
+
+@keras.saving.register_keras_serializable("fgbg_tf")
+class InstanceNorm(keras.layers.Layer):
+    """Each sample's channels normalised over H and W with the biased variance; no scale or offset.
+
+    The statistics are computed in float32 whatever the compute dtype (bfloat16 sums over 4,096 pixels lose the
+    variance). Written as moments and one rsqrt: `keras.layers.GroupNormalization(groups=-1)` computes the same in
+    58 graph ops per layer, 28 % of the training graph of the small preset.
+
+    Args:
+        epsilon: added to the variance (PyTorch's 1e-5).
+
+    Shapes: [B, H, W, C] -> [B, H, W, C].
+    Example: `InstanceNorm()(features)`.
+    """
+
+    def __init__(self, epsilon: float = 1e-5, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = epsilon
+
+    def call(self, x):
+        x32 = tf.cast(x, tf.float32)
+        mean, variance = tf.nn.moments(x32, axes=[1, 2], keepdims=True)
+        return tf.cast((x32 - mean) * tf.math.rsqrt(variance + self.epsilon), x.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon}
 
 
 def align_corners_matrix(size: int, factor: int = 2) -> np.ndarray:

@@ -37,6 +37,17 @@ def test_instance_norm_uses_pytorch_epsilon():
     assert float(norm(x)[0, 0, 1, 0]) == pytest.approx(0.01 / np.sqrt(1e-4 + 1e-5), rel=1e-3)
 
 
+def test_instance_norm_normalises_each_sample_and_channel_over_the_image():
+    x = np.random.default_rng(0).normal(3.0, 2.0, size=(2, 5, 7, 4)).astype(np.float32)
+    x[1] *= np.array([0.1, 1.0, 10.0, 100.0], np.float32)  # channels of very different scales
+    mean, variance = x.mean(axis=(1, 2), keepdims=True), x.var(axis=(1, 2), keepdims=True)
+    np.testing.assert_allclose(instance_norm()(x).numpy(), (x - mean) / np.sqrt(variance + 1e-5), rtol=1e-4, atol=1e-5)
+    # bfloat16 inputs come back in bfloat16, normalised with float32 statistics (zero mean, unit variance).
+    out = instance_norm(dtype="mixed_bfloat16")(tf.constant(x, tf.bfloat16))
+    assert out.dtype == tf.bfloat16
+    np.testing.assert_allclose(tf.cast(out, tf.float32).numpy().std(axis=(1, 2)), 1.0, atol=0.02)
+
+
 def test_release_pose_encoder_shapes():
     unet = UNet((6, 12), (24, 48, 96, 192), (512, 256, 128, 10))
     logits, stem = unet(tf.zeros([2, 64, 64, 3]))
