@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from fgbg_tf.cli import run_command
 from fgbg_tf.checkpoints import load_run_config, load_trained_model
 from fgbg_tf.evaluation import metrics
 from fgbg_tf.config import (
@@ -280,14 +281,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
+
+    def body():
         evaluate_checkpoint(args.checkpoint, args.dataset, args.data_dir, args.output, args.max_frames,
                             args.batch_size, args.num_images, args.log_dir, args.untrained)
-    except (ConfigError, DatasetError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+
+    return run_command(body, {(ConfigError, DatasetError, FileNotFoundError): 2})
 
 
 if __name__ == "__main__":

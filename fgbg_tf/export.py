@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from fgbg_tf.cli import run_command
 from fgbg_tf.checkpoints import load_trained_model
 from fgbg_tf.model.factorized import FactorizedLandmarkModel
 from fgbg_tf.serving.module import SAVED_MODEL_DIR, InferenceModule, keras_landmarks, run_per_image, save_saved_model
@@ -182,8 +183,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
+
+    def body():
         model, config, step = load_trained_model(args.checkpoint)
         regressor = None
         if args.regressor:
@@ -199,12 +200,10 @@ def main(argv=None) -> int:
             evaluation = dataset_images(config, 1, args.num_evaluation)
         report = export_model(model, args.output, args.formats, args.quantize, regressor, calibration, evaluation,
                               metadata={"checkpoint": str(args.checkpoint), "checkpoint_step": step})
-    except (FileNotFoundError, ValueError, RuntimeError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(format_report(report))
-    print(f"report: {Path(args.output) / REPORT_FILE}")
-    return 0
+        print(format_report(report))
+        print(f"report: {Path(args.output) / REPORT_FILE}")
+
+    return run_command(body, {(FileNotFoundError, ValueError, RuntimeError): 2})
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+from fgbg_tf.cli import run_command
 from fgbg_tf.config import ConfigError, load_config
 from fgbg_tf.data import DatasetError
 from fgbg_tf.evaluate import evaluate_checkpoint
@@ -119,15 +120,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     overrides = list(args.overrides) + ([f"data.data_dir={args.data_dir}"] if args.data_dir else [])
-    try:
+
+    def body():
         run_study(args.dataset, args.landmarks, args.variants, args.max_steps, args.output, overrides, args.config,
                   args.max_frames)
-    except (ConfigError, DatasetError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+
+    return run_command(body, {(ConfigError, DatasetError, FileNotFoundError): 2})
 
 
 if __name__ == "__main__":

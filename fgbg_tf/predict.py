@@ -45,6 +45,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from fgbg_tf.cli import run_command
 from fgbg_tf.data.pipeline import to_uint8
 from fgbg_tf.serving.module import SAVED_MODEL_DIR, InferenceModule
 from fgbg_tf.data.media import (
@@ -312,19 +313,18 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
+
+    def body():
         if args.transfer:
             transfer(args.model, args.pose, args.appearance, args.output, args.resize)
             print(f"wrote {Path(args.output) / 'transfer.png'}")
             return 0
         summary = predict(args.model, args.input, args.output, args.resize, args.regressor, not args.no_progress)
-    except (FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"{len(summary['items'])} frame(s) -> {args.output}/landmarks.csv, landmarks.json; "
-          f"{len(summary['skipped'])} file(s) skipped")
-    return 0 if summary["items"] else 1
+        print(f"{len(summary['items'])} frame(s) -> {args.output}/landmarks.csv, landmarks.json; "
+              f"{len(summary['skipped'])} file(s) skipped")
+        return 0 if summary["items"] else 1
+
+    return run_command(body, {(FileNotFoundError, ValueError): 2})
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 import yaml
 
+from fgbg_tf.cli import run_command
 from fgbg_tf.checkpoints import CheckpointError, restore_newest, variables_checkpoint
 from fgbg_tf.config import DATASET_NAMES, Config, ConfigError, config_from_dict, load_config
 from fgbg_tf.data import DatasetError, get_dataset
@@ -271,7 +272,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     overrides = list(args.overrides)
     if args.data_dir:
         overrides.append(f"data.data_dir={args.data_dir}")
@@ -279,25 +279,21 @@ def main(argv=None) -> int:
         overrides.append(f"train.max_steps={args.max_steps}")
     # SIGTERM (timeout, Docker, Kubernetes, Slurm) stops the run like Ctrl-C: the finally block saves a checkpoint.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
+
+    def body():
         config = load_config(args.dataset, args.config, overrides)
         strategy = make_strategy(args.strategy, args.cpu_replicas, args.collective_timeout)
         output = args.output or os.path.join("runs", args.dataset)
         history = train(config, output, strategy=strategy, progress=not args.no_progress)
-    except (ConfigError, DatasetError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except (ClusterError, FloatingPointError, CheckpointError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 3
-    if history and is_chief(strategy):
-        # Like with like: the mean of the first and of the last few logged steps.
-        count = min(10, max(1, len(history) // 2))
-        first = np.mean([h["loss"] for h in history[:count]])
-        last = np.mean([h["loss"] for h in history[-count:]])
-        print(f"trained {len(history)} steps: loss {first:.4f} -> {last:.4f} (means of the first and last {count}); "
-              f"output in {output}")
-    return 0
+        if history and is_chief(strategy):
+            # Like with like: the mean of the first and of the last few logged steps.
+            count = min(10, max(1, len(history) // 2))
+            first = np.mean([h["loss"] for h in history[:count]])
+            last = np.mean([h["loss"] for h in history[-count:]])
+            print(f"trained {len(history)} steps: loss {first:.4f} -> {last:.4f} (means of the first and last "
+                  f"{count}); output in {output}")
+
+    return run_command(body, {(ConfigError, DatasetError): 2, (ClusterError, FloatingPointError, CheckpointError): 3})
 
 
 if __name__ == "__main__":

@@ -9,8 +9,9 @@ says whether the weights are already here, without any network.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
+
+from fgbg_tf.cli import run_command
 
 
 def main(argv=None) -> int:
@@ -19,16 +20,13 @@ def main(argv=None) -> int:
     parser.add_argument("action", choices=("fetch", "check"), help="fetch: download if missing; check: offline")
     parser.add_argument("--cache-dir", help="where the converted weights are cached (default ~/.cache/fgbg_tf)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from fgbg_tf.loss.vgg19 import VGGWeightsError, fetch_vgg19_weights  # TensorFlow only past --help
 
-    try:
+    def body():
         fetch_vgg19_weights(args.cache_dir, download=args.action == "fetch")
-    except VGGWeightsError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    print("VGG19 weights are on this machine")
-    return 0
+        print("VGG19 weights are on this machine")
+
+    return run_command(body, {VGGWeightsError: 1})
 
 
 if __name__ == "__main__":
