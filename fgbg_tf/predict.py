@@ -1,5 +1,8 @@
 """Landmarks for the user's images, folders and videos; shape/appearance transfer.
 
+Over 300 lines on purpose: one command's three input kinds (images, folders, videos in chunks) share the
+predictor, the results table and the output layout described here.
+
     python -m fgbg_tf.predict --model PATH --input FILE_OR_DIR [--output DIR] [--resize] [--regressor FILE]
     python -m fgbg_tf.predict --model PATH --transfer --pose A --appearance B [--output DIR] [--resize]
 

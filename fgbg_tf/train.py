@@ -4,6 +4,10 @@ The output folder holds `config.yaml` (the resolved configuration), `checkpoints
 (tf.train.CheckpointManager; a run restarted on the same folder resumes exactly
 where its last checkpoint left it) and `logs/` (TensorBoard scalars and the
 paper's Figure 6 image grid).
+
+A little over 300 lines on purpose: the loop owns everything that must stay consistent across an interruption (the
+run folder's checks, restore, the data position, logging and checkpointing, the cluster's failures); the step
+itself is `train_step.py`.
 """
 
 from __future__ import annotations

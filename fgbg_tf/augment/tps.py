@@ -19,7 +19,11 @@ linspace(m, S - m) with m = 10/128 S; rotation r ~ U[-pi/8, pi/8]; scales sx, sy
 U[-10/128 S, 10/128 S]^2; M = [[sx cos r, -sin r], [sin r, sy cos r]] (row vectors; scale multiplies only the
 cosine terms, as released); target = (grid - c) M + jitter + c with jitter ~ U[-2/128 S, 2/128 S] per point
 and c = ((S - m) / 2 + t_x, (S - m) / 2 + t_y) (59 at 128 px, not the image centre, as released; t only moves
-the centre, so the net shift is t (I - M), a few pixels). Scale > 1 therefore shrinks the content. Randomness is stateless: a pure function of ``seed`` (int tensor [2]).
+the centre, so the net shift is t (I - M), a few pixels). Scale > 1 therefore shrinks the content. Randomness is
+stateless: a pure function of ``seed`` (int tensor [2]).
+
+Just over 300 lines: the spline's fit, its evaluation, the sampling and the release's random draw are one warp,
+and most of the length is the argument checks that name a bad value.
 """
 
 import math
