@@ -306,7 +306,10 @@ def _parse_override(text: str) -> dict:
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"override {text!r} must look like section.key=value")
-    value = yaml.safe_load(raw) if raw.strip() else None
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"the value {raw.strip()!r} is not valid YAML ({error.problem})") from None
     nested: dict = value
     for part in reversed(key.strip().split(".")):
         nested = {part: nested}

@@ -35,6 +35,14 @@ class SyntheticDataset(LandmarkDataset):
 
     def __init__(self, config: DataConfig):
         super().__init__(config)
+        if not 32 <= config.image_size <= 128:
+            raise DatasetError(f"data.image_size: synthetic renders 32 to 128 px, got {config.image_size}")
+        frames = self.options["frames_per_video"]
+        if config.temporal_offset[0] > frames - 1:
+            raise DatasetError(
+                f"data.temporal_offset {list(config.temporal_offset)}: synthetic videos have {frames} frames "
+                f"(data.options.frames_per_video), so partners can be at most {frames - 1} frames apart"
+            )
         self.splits = _generate(config.image_size, tuple(sorted(self.options.items())))
         self.keypoint_names = self.splits["train"].keypoint_names
 

@@ -161,3 +161,18 @@ def test_bad_arguments_name_the_argument(kwargs, name):
 def test_bad_split_sizes_name_the_argument(name):
     with pytest.raises(ValueError, match=name):
         make_splits(0, image_size=32, **{name: 0})
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("data.image_size=144", "synthetic renders 32 to 128 px, got 144"),
+        ("data.temporal_offset=[70, 90]", "synthetic videos have 64 frames .* at most 63 frames apart"),
+    ],
+)
+def test_the_reader_refuses_what_it_cannot_render_before_rendering(override, message):
+    from fgbg_tf.config import load_config
+    from fgbg_tf.data import DatasetError, get_dataset
+
+    with pytest.raises(DatasetError, match=message):
+        get_dataset(load_config("synthetic", overrides=[override]).data)
