@@ -27,6 +27,9 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import hashlib
+import logging
+import tempfile
 from pathlib import Path
 
 import tensorflow as tf
@@ -36,6 +39,9 @@ from fgbg_tf.config import DataConfig
 
 # The five facial keypoints of MAFL / AFLW / LFW-style annotations (celeba, faces5pt), in their files' order.
 FACIAL_POINTS = ("left_eye", "right_eye", "nose", "left_mouth", "right_mouth")
+
+
+log = logging.getLogger(__name__)
 
 
 class DatasetError(RuntimeError):
@@ -110,6 +116,26 @@ class LandmarkDataset(abc.ABC):
 
     def eval_splits(self) -> tuple[str, ...]:
         return self.regression_splits
+
+
+def report_skipped(dataset: str, skipped: list[tuple[str, str]]) -> Path | None:
+    """Logs how many items a reader left out at index time and the first few; writes every one, with its reason, to a
+    file whose path the warning names (returned; None when nothing was left out).
+
+    The file is named by its content (`<temp>/fgbg_tf-left-out/<dataset>-<digest>.txt`), so the same data indexed
+    again by train, evaluate and export writes the same file instead of a new one each time.
+    """
+    if not skipped:
+        return None
+    text = "".join(f"{source}\t{reason}\n" for source, reason in skipped)
+    folder = Path(tempfile.gettempdir()) / "fgbg_tf-left-out"
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{dataset}-{hashlib.sha256(text.encode()).hexdigest()[:16]}.txt"
+    path.write_text(text)
+    first = "; ".join(f"{source} ({reason})" for source, reason in skipped[:5])
+    log.warning("%s: %d items (frames, segments or videos) left out at index time, e.g. %s; all of them: %s",
+                dataset, len(skipped), first, path)
+    return path
 
 
 def check_options(dataset: str, options: dict, known: dict) -> dict:

@@ -27,11 +27,10 @@ import numpy as np
 import scipy.io
 
 from fgbg_tf.config import DataConfig
-from fgbg_tf.data.base import DatasetError
+from fgbg_tf.data.base import DatasetError, report_skipped
 from fgbg_tf.data.video_frames import (
     CroppedVideoDataset,
     FrameIndex,
-    report_skipped,
     require_dir,
     require_file,
 )

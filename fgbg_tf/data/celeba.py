@@ -37,8 +37,8 @@ import numpy as np
 import tensorflow as tf
 
 from fgbg_tf.config import DataConfig
-from fgbg_tf.data.base import FACIAL_POINTS, Shard, DatasetError, LandmarkDataset, shuffled_items
-from fgbg_tf.data.image_files import map_or_invalid, warn_skipped
+from fgbg_tf.data.base import FACIAL_POINTS, Shard, DatasetError, LandmarkDataset, report_skipped, shuffled_items
+from fgbg_tf.data.image_files import map_or_invalid
 
 OPTIONS = {"tfds_data_dir": None}
 HEIGHT, WIDTH = 218, 178
@@ -117,7 +117,7 @@ class CelebADataset(LandmarkDataset):
         self._known = set(partition)
         self.skipped: list[tuple[str, str]] = []
         self.mafl = {split: self._read_mafl(self.root / path) for split, path in MAFL_FILES.items()}
-        warn_skipped(self.name, self.skipped)
+        report_skipped(self.name, self.skipped)
         test_names = set(self.mafl["test"])
         self.train_names = [n for n in self.record_names["train"] if n not in test_names]
         self._train_bytes: tf.Tensor | None = None

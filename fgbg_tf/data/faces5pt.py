@@ -27,8 +27,8 @@ import numpy as np
 import tensorflow as tf
 
 from fgbg_tf.config import DataConfig
-from fgbg_tf.data.base import FACIAL_POINTS, Shard, DatasetError, LandmarkDataset, shuffled_items
-from fgbg_tf.data.image_files import map_or_invalid, read_jpeg, resize_image, warn_skipped
+from fgbg_tf.data.base import FACIAL_POINTS, Shard, DatasetError, LandmarkDataset, report_skipped, shuffled_items
+from fgbg_tf.data.image_files import map_or_invalid, read_jpeg, resize_image
 
 CROP_SIZE = 80
 LIST_FILES = {"train": "new_training.txt", "test": "new_testing.txt"}
@@ -64,7 +64,7 @@ class Faces5ptDataset(LandmarkDataset):
         super().__init__(config)
         self.skipped: list[tuple[str, str]] = []
         self.index = {split: self._read_list(self.root / name) for split, name in LIST_FILES.items()}
-        warn_skipped(self.name, self.skipped)
+        report_skipped(self.name, self.skipped)
         self._decoded: dict[str, tuple[tf.Tensor, tf.Tensor]] = {}
 
     def _read_list(self, list_path: Path) -> tuple[list[str], np.ndarray]:

@@ -25,12 +25,11 @@ import numpy as np
 import tensorflow as tf
 
 from fgbg_tf.config import DataConfig
-from fgbg_tf.data.base import DatasetError
+from fgbg_tf.data.base import DatasetError, report_skipped
 from fgbg_tf.data.video_frames import (
     CroppedVideoDataset,
     FrameIndex,
     paste_window,
-    report_skipped,
     require_dir,
     resize_image,
 )

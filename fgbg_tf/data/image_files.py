@@ -13,12 +13,10 @@ Example:
 
 from __future__ import annotations
 
-import logging
 from typing import Callable
 
 import tensorflow as tf
 
-logger = logging.getLogger(__name__)
 
 
 def read_jpeg(path, height: int, width: int):
@@ -63,11 +61,3 @@ def map_or_invalid(dataset: tf.data.Dataset, fn: Callable, fallback: Callable) -
     return dataset.interleave(
         one, cycle_length=8, block_length=1, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
     )
-
-
-def warn_skipped(dataset: str, skipped: list[tuple[str, str]], shown: int = 5) -> None:
-    """Logs how many frames indexing excluded and the first few (source, reason) pairs."""
-    if skipped:
-        first = "; ".join(f"{source}: {reason}" for source, reason in skipped[:shown])
-        logger.warning("%s: skipped %d frames with missing or bad annotations or files (first: %s)",
-                       dataset, len(skipped), first)

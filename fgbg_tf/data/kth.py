@@ -22,8 +22,8 @@ import numpy as np
 import tensorflow as tf
 
 from fgbg_tf.config import DataConfig
-from fgbg_tf.data.base import Shard, DatasetError, LandmarkDataset, element_seed, partner_frame, shuffled_items
-from fgbg_tf.data.video_frames import report_skipped, require_file, resize_image
+from fgbg_tf.data.base import Shard, DatasetError, LandmarkDataset, element_seed, report_skipped, partner_frame, shuffled_items
+from fgbg_tf.data.video_frames import require_file, resize_image
 
 LAYOUT = """KTH layout (https://www.csc.kth.se/cvap/actions/):
   <data_dir>/sequences.txt                          the segment list, lines like

@@ -22,7 +22,7 @@ import tensorflow_datasets as tfds
 
 from fgbg_tf.config import DataConfig
 from fgbg_tf.data import bbc, h36m, kth
-from fgbg_tf.data.video_frames import report_skipped
+from fgbg_tf.data.base import report_skipped
 
 
 @dataclasses.dataclass

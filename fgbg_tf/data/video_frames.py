@@ -21,8 +21,6 @@ convention of `tf.image.resize`. `frame_coordinates` is its inverse.
 from __future__ import annotations
 
 import dataclasses
-import logging
-import tempfile
 from pathlib import Path
 
 import cv2
@@ -31,7 +29,6 @@ import tensorflow as tf
 
 from fgbg_tf.data.base import Shard, DatasetError, LandmarkDataset, element_seed, partner_frame, shuffled_items
 
-log = logging.getLogger(__name__)
 
 # JPEG start-of-image / end-of-image markers. Inside entropy-coded data 0xFF is
 # always followed by 0x00 or a restart marker, so FF D9 near the end means the
@@ -51,20 +48,6 @@ def require_file(path: Path, what: str, layout: str) -> Path:
     if not path.is_file():
         raise DatasetError(f"{what}: expected the file {path}, which does not exist.\n{layout}")
     return path
-
-
-def report_skipped(dataset: str, skipped: list[tuple[str, str]]) -> Path | None:
-    """Logs how many items were left out at index time and the first few; writes every one, with its reason, to a
-    file whose path the warning names (returned; None when nothing was left out)."""
-    if not skipped:
-        return None
-    handle = tempfile.NamedTemporaryFile("w", prefix=f"fgbg_tf-{dataset}-left-out-", suffix=".txt", delete=False)
-    with handle:
-        handle.writelines(f"{source}\t{reason}\n" for source, reason in skipped)
-    first = "; ".join(f"{source} ({reason})" for source, reason in skipped[:5])
-    log.warning("%s: %d items (frames, segments or videos) left out at index time, e.g. %s; all of them: %s",
-                dataset, len(skipped), first, handle.name)
-    return Path(handle.name)
 
 
 def centred_corners(keypoints: np.ndarray, crop_size: int) -> np.ndarray:

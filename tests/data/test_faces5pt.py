@@ -113,7 +113,10 @@ def test_bad_annotations_are_skipped_and_reported(tmp_path, caplog):
     assert "out of range" in reasons[0] and "missing" in reasons[1]
     assert "10 coordinates" in reasons[2] and "not numbers" in reasons[3]
     assert faces.skipped[0][0] == str(tmp_path / "lfw_5590/far.jpg")
-    assert "skipped 4 frames" in caplog.text
+    # The warning counts them and names the file that lists every one with its reason.
+    assert "faces5pt: 4 items" in caplog.text
+    listed = Path(caplog.text.rsplit("all of them: ", 1)[1].split()[0]).read_text().splitlines()
+    assert listed == [f"{source}\t{reason}" for source, reason in faces.skipped]
 
 
 def test_unreadable_files_become_invalid_elements_in_place(tmp_path):

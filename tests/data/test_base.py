@@ -1,8 +1,8 @@
-"""Tests for fgbg_tf.data.video_frames helpers shared by the video readers."""
+"""Tests for fgbg_tf.data.base helpers shared by the readers."""
 
 import logging
 
-from fgbg_tf.data.video_frames import report_skipped
+from fgbg_tf.data.base import report_skipped
 
 
 def test_every_item_left_out_at_index_time_is_named_in_a_file_the_warning_points_to(caplog):
@@ -11,5 +11,7 @@ def test_every_item_left_out_at_index_time_is_named_in_a_file_the_warning_points
         path = report_skipped("bbc", skipped)
     assert path.read_text().splitlines() == [f"{s}\t{r}" for s, r in skipped]  # all 12, not the first 5
     assert "12 items" in caplog.text and str(path) in caplog.text
-    path.unlink()
+    # The same items indexed again (train, then evaluate, then export) reuse the file; other items get their own.
+    assert report_skipped("bbc", skipped) == path
+    assert report_skipped("bbc", skipped[:3]) != path
     assert report_skipped("bbc", []) is None
