@@ -103,9 +103,23 @@ class _RestrictedUnpickler(pickle.Unpickler):
         return ref
 
 
-def _materialise(obj, arrays):
+def _materialise(obj, arrays, budget):
+    """The object with its tensors as arrays. `budget` ([elements left]) bounds what the file may expand to: a
+    tensor may not hold more elements than its storage (stride 0 or overlapping views repeat data), and all tensors
+    and container items together not more than twice the storages' elements (a pickle's shared objects, referenced
+    again and again, would otherwise multiply a few hundred bytes into millions of arrays)."""
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise ValueError("the file's object expands to more than twice its stored data (repeated shared objects)")
     if isinstance(obj, _TensorRef):
         storage = arrays[obj.storage.key]
+        elements = int(np.prod(obj.shape, dtype=np.int64))
+        if elements > storage.size:
+            raise ValueError(f"a tensor of shape {obj.shape} holds more elements than its storage {obj.storage.key!r} "
+                             f"({storage.size}): repeated data (stride 0 or overlapping views) is refused")
+        budget[0] -= elements
+        if budget[0] < 0:
+            raise ValueError("the file's tensors hold more than twice its stored data (repeated shared tensors)")
         if any(n == 0 for n in obj.shape):
             return np.zeros(obj.shape, storage.dtype)
         last = obj.offset + sum((n - 1) * s for n, s in zip(obj.shape, obj.stride))
@@ -116,9 +130,9 @@ def _materialise(obj, arrays):
         )
         return np.array(view)
     if isinstance(obj, dict):
-        return type(obj)((k, _materialise(v, arrays)) for k, v in obj.items())
+        return type(obj)((k, _materialise(v, arrays, budget)) for k, v in obj.items())
     if isinstance(obj, (list, tuple)):
-        return type(obj)(_materialise(v, arrays) for v in obj)
+        return type(obj)(_materialise(v, arrays, budget) for v in obj)
     return obj
 
 
@@ -173,4 +187,4 @@ def load_legacy_torch_save(data):
         if len(raw) != numel * ref.dtype.itemsize:
             raise ValueError(f"file truncated inside storage {key!r}")
         arrays[key] = np.frombuffer(raw, dtype=ref.dtype)
-    return _materialise(obj, arrays)
+    return _materialise(obj, arrays, [2 * sum(a.size for a in arrays.values()) + 1024])

