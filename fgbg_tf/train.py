@@ -282,7 +282,9 @@ def main(argv=None) -> int:
     if args.max_steps is not None:
         overrides.append(f"train.max_steps={args.max_steps}")
     # SIGTERM (timeout, Docker, Kubernetes, Slurm) stops the run like Ctrl-C: the finally block saves a checkpoint.
+    # SIGINT too, explicitly: a shell starts background jobs with SIGINT ignored, and Python keeps it so.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def body():
         config = load_config(args.dataset, args.config, overrides)
