@@ -3,7 +3,11 @@
 Example:
     def main(argv=None) -> int:
         args = parse_args(argv)
-        return run_command(lambda: evaluate_checkpoint(args.checkpoint), {(ConfigError, DatasetError): 2})
+
+        def body():
+            evaluate_checkpoint(args.checkpoint)  # returns None: exit code 0
+
+        return run_command(body, {(ConfigError, DatasetError): 2})
 """
 
 from __future__ import annotations

@@ -89,11 +89,10 @@ def drill(kind: signal.Signals, kills: int, output: Path, steps: int, startup: f
             time.sleep(rng.uniform(0.2, 0.9) * startup)
         else:
             target = done + rng.randint(1, steps - done - 1)
-            moment = f"{{:.2f}} s after checkpoint {target} appeared"
+            pause = rng.uniform(0.0, per_step)
+            moment = f"{pause:.2f} s after checkpoint {target} appeared"
             while process.poll() is None and newest_checkpoint(output) < target:
                 time.sleep(0.05)
-            pause = rng.uniform(0.0, per_step)
-            moment = moment.format(pause)
             time.sleep(pause)
         if process.poll() is not None:
             if newest_checkpoint(output) >= steps:
