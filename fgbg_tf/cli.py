@@ -1,8 +1,11 @@
-"""What every command line shares: its log format, and expected failures as one `error:` line and an exit code.
+"""What every command line shares: its log format, expected failures as one `error:` line and an exit code, and a
+quiet import of TensorFlow after the arguments are parsed (so `--help` and a mistyped flag answer at once).
 
 Example:
     def main(argv=None) -> int:
         args = parse_args(argv)
+        import_tensorflow()
+        from fgbg_tf.evaluation.runner import evaluate_checkpoint
 
         def body():
             evaluate_checkpoint(args.checkpoint)  # returns None: exit code 0
@@ -13,7 +16,9 @@ Example:
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import tempfile
 
 
 def run_command(body, failures: dict) -> int:
@@ -37,3 +42,33 @@ def run_command(body, failures: dict) -> int:
 def _classes(failures: dict):
     for kinds in failures:
         yield from kinds if isinstance(kinds, tuple) else (kinds,)
+
+
+# What TensorFlow's C++ runtime writes to stderr while it loads, once per shared library, whatever
+# TF_CPP_MIN_LOG_LEVEL says: absl writes every line logged before its own set-up, INFO included.
+STARTUP_NOTICES = ("All log messages before absl::InitializeLog() is called", "oneDNN custom operations are on")
+
+
+def import_tensorflow() -> None:
+    """Imports TensorFlow, leaving its start-up notices out of stderr when TF_CPP_MIN_LOG_LEVEL asks for quiet.
+
+    The package sets TF_CPP_MIN_LOG_LEVEL=3 unless the user set it; at 0 every line is shown. Every other line
+    written while TensorFlow loads (a warning, a failure's message) is passed on unchanged.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    quiet = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") != "0"
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            lines = capture.read().decode(errors="replace").splitlines(keepends=True)
+            notice = [quiet and any(text in line for text in STARTUP_NOTICES) for line in lines]
+            sys.stderr.write("".join(line for line, drop in zip(lines, notice) if not drop))
+            sys.stderr.flush()

@@ -29,6 +29,8 @@ DATASET_NAMES = ("synthetic", "faces5pt", "bbc", "h36m", "celeba", "kth", "bair"
 POSE_PERTURBATIONS = ("temporal", "tps", "both")
 # "auto": mixed_bfloat16 on CPUs with AMX, float32 elsewhere (distribute.resolve_precision).
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
+# How `train` spreads the step over devices (training/distribute.py): "auto" mirrors over several GPUs.
+STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 
 
 def config_dir() -> Path:

@@ -14,95 +14,18 @@ metric at the paper's origin against K, one curve per variant).
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 import sys
-import time
-from pathlib import Path
 
-from fgbg_tf.cli import run_command
-from fgbg_tf.config import ConfigError, load_config
-from fgbg_tf.data import DatasetError
-from fgbg_tf.evaluate import evaluate_checkpoint
-from fgbg_tf.evaluation.protocols import PROTOCOLS
-from fgbg_tf.evaluation.figures import line_plot, save_png
+from fgbg_tf.cli import import_tensorflow, run_command
+from fgbg_tf.config import DATASET_NAMES, ConfigError
 from fgbg_tf.model.presets import VARIANTS
-from fgbg_tf.train import train
-
-logger = logging.getLogger("fgbg_tf.landmark_study")
-
-
-def run_study(
-    dataset: str,
-    landmarks: list[int],
-    variants: list[str],
-    max_steps: int,
-    output: str | Path,
-    overrides: list[str] = (),
-    config_files: list[str] = (),
-    max_frames: int | None = None,
-) -> list[dict]:
-    """Trains and evaluates every (variant, K); returns the rows of study.json."""
-    if dataset not in PROTOCOLS:
-        raise DatasetError(f"{dataset} has no keypoints to regress; the study needs one of {sorted(PROTOCOLS)}")
-    output = Path(output)
-    output.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for variant in variants:
-        for count in landmarks:
-            run_dir = output / f"{variant}-K{count}"
-            config = load_config(dataset, config_files, [
-                *overrides, f"model.variant={variant}", f"model.num_landmarks={count}", f"train.max_steps={max_steps}",
-            ])  # fmt: skip
-            logger.info("training %s (%d steps)", run_dir, max_steps)
-            started = time.perf_counter()
-            train(config, run_dir, progress=False)
-            seconds = time.perf_counter() - started
-            report = evaluate_checkpoint(run_dir, output=run_dir / "eval", max_frames=max_frames, num_images=4)
-            rows.append({
-                "variant": variant,
-                "num_landmarks": count,
-                "steps": report["step"],
-                "train_seconds_this_call": round(seconds, 1),
-                "metric": report["headline"]["metric"],
-                "value": report["headline"]["value"],
-                "origin": report["origin"],
-                "results": report["results"],
-                "containment_min_percent": report["containment"]["min_percent"] if report["containment"] else None,
-                "run": str(run_dir),
-            })  # fmt: skip
-            (output / "study.json").write_text(json.dumps(rows, indent=1))
-    plot = study_plot(rows, dataset)
-    save_png(output / "study.png", plot)
-    print(format_study(rows))
-    return rows
-
-
-def study_plot(rows: list[dict], dataset: str):
-    """Figure 2a: the headline metric against the number of landmarks, one curve per variant."""
-    series = {}
-    for row in rows:
-        xs, ys = series.setdefault(row["variant"], ([], []))
-        xs.append(row["num_landmarks"])
-        ys.append(row["value"])
-    metric = rows[0]["metric"]
-    return line_plot(series, title=f"{dataset}: {metric} vs number of landmarks",
-                     x_label="number of learned landmarks", y_label=metric)
-
-
-def format_study(rows: list[dict]) -> str:
-    lines = [f"{'variant':<10} {'K':>4} {'steps':>6} {rows[0]['metric']:>24} {'min containment %':>18}"]
-    for row in rows:
-        containment = "-" if row["containment_min_percent"] is None else f"{row['containment_min_percent']:.3f}"
-        lines.append(f"{row['variant']:<10} {row['num_landmarks']:>4} {row['steps']:>6} {row['value']:>24.3f} "
-                     f"{containment:>18}")
-    return "\n".join(lines)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m fgbg_tf.landmark_study", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="synthetic", choices=sorted(PROTOCOLS))
+    parser.add_argument("--dataset", default="synthetic", choices=DATASET_NAMES,
+                        help="a dataset with keypoints (default: synthetic)")
     parser.add_argument("--landmarks", type=int, nargs="+", required=True, help="numbers of landmarks K to train")
     parser.add_argument("--variants", nargs="+", default=["full", "baseline"], choices=VARIANTS)
     parser.add_argument("--max-steps", type=int, required=True, help="training steps per run")
@@ -121,6 +44,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     overrides = list(args.overrides) + ([f"data.data_dir={args.data_dir}"] if args.data_dir else [])
+    import_tensorflow()
+    from fgbg_tf.data import DatasetError
+    from fgbg_tf.evaluation.study import run_study
 
     def body():
         run_study(args.dataset, args.landmarks, args.variants, args.max_steps, args.output, overrides, args.config,

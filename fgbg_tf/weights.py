@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fgbg_tf.cli import run_command
+from fgbg_tf.cli import import_tensorflow, run_command
 
 
 def main(argv=None) -> int:
@@ -20,7 +20,8 @@ def main(argv=None) -> int:
     parser.add_argument("action", choices=("fetch", "check"), help="fetch: download if missing; check: offline")
     parser.add_argument("--cache-dir", help="where the converted weights are cached (default ~/.cache/fgbg_tf)")
     args = parser.parse_args(argv)
-    from fgbg_tf.loss.vgg19 import VGGWeightsError, fetch_vgg19_weights  # TensorFlow only past --help
+    import_tensorflow()
+    from fgbg_tf.loss.vgg19 import VGGWeightsError, fetch_vgg19_weights
 
     def body():
         fetch_vgg19_weights(args.cache_dir, download=args.action == "fetch")

@@ -12,7 +12,7 @@ import pytest  # noqa: E402
 
 # Two logical CPU devices let the MirroredStrategy tests run without GPUs; this must
 # happen before TensorFlow executes its first op, hence at import time.
-from fgbg_tf.distribute import split_cpu  # noqa: E402
+from fgbg_tf.training.distribute import split_cpu  # noqa: E402
 
 split_cpu(2)
 
@@ -60,7 +60,7 @@ def shared_folder(tmp_path_factory, worker_id: str, name: str, make) -> Path:
 def tiny_run(tmp_path_factory, worker_id):
     """A 2-step run of the tiny config, trained once per session (evaluate, export, predict tests)."""
     from fgbg_tf.config import load_config
-    from fgbg_tf.train import train
+    from fgbg_tf.training.loop import train
 
     def make(run):
         train(load_config("synthetic", overrides=TINY_OVERRIDES + ["train.max_steps=2"]), run, progress=False)
@@ -78,8 +78,8 @@ def tiny_regressor():
 @pytest.fixture(scope="session")
 def tiny_export(tiny_run, tiny_regressor, tmp_path_factory, worker_id):
     """The tiny run exported once per session: SavedModel with a keypoints signature, all TFLite variants."""
-    from fgbg_tf.checkpoints import load_trained_model
-    from fgbg_tf.export import dataset_images, export_model
+    from fgbg_tf.training.checkpoints import load_trained_model
+    from fgbg_tf.serving.export import dataset_images, export_model
 
     def make(out):
         model, config, _ = load_trained_model(tiny_run)
@@ -114,8 +114,8 @@ SLOWEST = (
     "tests/test_train.py::test_resume_continues_with_identical_losses",
     "tests/test_distributed.py::test_two_workers_match_one_replica_and_only_the_chief_writes",
     "tests/test_consumers.py::test_saved_model_consumer_prints_landmarks_and_keypoints",
-    "tests/test_train_step.py::test_two_replicas_equal_one_replica_on_the_same_global_batch[0.5]",
-    "tests/test_train_step.py::test_two_replicas_equal_one_replica_on_the_same_global_batch[None]",
+    "tests/training/test_step.py::test_two_replicas_equal_one_replica_on_the_same_global_batch[0.5]",
+    "tests/training/test_step.py::test_two_replicas_equal_one_replica_on_the_same_global_batch[None]",
     # Apart from the other two-process test, so that the two clusters rarely share the cores.
     "tests/test_distributed.py::test_a_killed_worker_stops_the_other_with_a_clear_error",
 )

@@ -87,7 +87,7 @@ def test_numbers_typed_as_yaml_strings_are_accepted():
 
 
 def test_auto_precision_follows_the_hardware(monkeypatch):
-    from fgbg_tf import distribute
+    from fgbg_tf.training import distribute
 
     monkeypatch.setattr(distribute, "cpu_has_amx", lambda: True)
     assert distribute.resolve_precision("auto") == "mixed_bfloat16"

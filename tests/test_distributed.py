@@ -22,8 +22,8 @@ import tensorflow as tf
 
 from tests.conftest import TINY_OVERRIDES, shared_folder
 from fgbg_tf.config import ConfigError, load_config
-from fgbg_tf.evaluate import evaluate_checkpoint
-from fgbg_tf.train import train
+from fgbg_tf.evaluation.runner import evaluate_checkpoint
+from fgbg_tf.training.loop import train
 
 ROOT = Path(__file__).resolve().parents[1]
 # What these tests compare is the data and state path: which examples each replica gets, restore on another

@@ -9,7 +9,8 @@ import pytest
 import tensorflow as tf
 
 from fgbg_tf.data import DatasetError
-from fgbg_tf.evaluate import evaluate_checkpoint, main, run_split
+from fgbg_tf.evaluate import main
+from fgbg_tf.evaluation.runner import evaluate_checkpoint, run_split
 from fgbg_tf.evaluation.regression import load_regressor
 
 @pytest.fixture
@@ -93,7 +94,7 @@ def test_run_split_drops_and_reports_invalid_frames():
 def test_untrained_baseline_is_the_runs_initial_model(run_dir, tmp_path):
     import keras
 
-    from fgbg_tf.checkpoints import load_trained_model
+    from fgbg_tf.training.checkpoints import load_trained_model
     from fgbg_tf.model.factorized import build_model
 
     initial, config, step = load_trained_model(run_dir, initial=True)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fgbg_tf.export import REPORT_FILE, dataset_images, parse_args
+from fgbg_tf.export import parse_args
+from fgbg_tf.serving.export import REPORT_FILE, dataset_images
 from fgbg_tf.serving.module import SAVED_MODEL_DIR, InferenceModule, keras_landmarks
 from fgbg_tf.serving.tflite import run_tflite, tflite_name
 from fgbg_tf.data.pipeline import from_model_range, to_model_range
@@ -14,7 +15,7 @@ from fgbg_tf.evaluation.regression import apply_regressor
 
 @pytest.fixture(scope="module")
 def exported(tiny_run, tiny_export, tiny_regressor):
-    from fgbg_tf.checkpoints import load_trained_model
+    from fgbg_tf.training.checkpoints import load_trained_model
 
     out = tiny_export
     model, config, _ = load_trained_model(tiny_run)

@@ -8,8 +8,8 @@ pose gives 11.2 %) to 9.2 % when it was written.
 
 from tests.conftest import TINY_OVERRIDES
 from fgbg_tf.config import load_config
-from fgbg_tf.evaluate import evaluate_checkpoint
-from fgbg_tf.train import train
+from fgbg_tf.evaluation.runner import evaluate_checkpoint
+from fgbg_tf.training.loop import train
 
 STEPS = 150
 OVERRIDES = [o for o in TINY_OVERRIDES if not o.startswith(("loss.layer_weights", "data.options", "train."))] + [

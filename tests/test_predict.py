@@ -11,7 +11,8 @@ import tensorflow as tf
 
 from fgbg_tf.data.media import MediaError, VideoWriter, read_image, to_original_pixels, write_image
 from fgbg_tf.serving.module import SAVED_MODEL_DIR
-from fgbg_tf.predict import Predictor, main, output_names, predict, transfer
+from fgbg_tf.predict import main
+from fgbg_tf.serving.predictor import Predictor, output_names, predict, transfer
 
 FACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces5pt" / "AFLW"
 

@@ -9,7 +9,8 @@ import tensorflow as tf
 
 from fgbg_tf.config import ConfigError, load_config
 from fgbg_tf.data import DatasetError
-from fgbg_tf.train import main, prepare_output, train
+from fgbg_tf.train import main
+from fgbg_tf.training.loop import prepare_output, train
 
 
 def test_resume_continues_with_identical_losses(tiny_config, tmp_path, caplog):

@@ -9,7 +9,7 @@
 `landmark_report` fits the linear regressor (no intercept) on one split's landmark means and scores the other, with
 both coordinate origins, the mean-pose reference and, where masks exist, Figure 2b's containment;
 `factorisation_scores` rates masks and backgrounds against the truth; `format_table` prints a report. The runner
-that produces the landmarks from a checkpoint is `fgbg_tf/evaluate.py`; `tools/release_control/score.py` feeds
+that produces the landmarks from a checkpoint is `fgbg_tf/evaluation/runner.py`; `tools/release_control/score.py` feeds
 these functions another implementation's landmarks.
 """
 

@@ -1,4 +1,9 @@
-"""What a trained model serves: the SavedModel's signatures (`module`) and the TFLite detector (`tflite`).
+"""What a trained model serves: the SavedModel's signatures (`module`), the TFLite detector (`tflite`), and the
+export that writes and checks both (`export`).
 
-`python -m fgbg_tf.export` writes both; `python -m fgbg_tf.predict` runs them.
+`python -m fgbg_tf.export` writes them; `python -m fgbg_tf.predict` runs them (`predictor`).
 """
+
+# Listed here, where importing costs nothing, so that the command line offers them before TensorFlow loads.
+FORMATS = ("saved_model", "tflite")
+QUANTIZATIONS = ("none", "float16", "int8")  # the TFLite detector's variants: float32, float16 weights, int8

@@ -16,9 +16,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from fgbg_tf.serving import QUANTIZATIONS
 from fgbg_tf.serving.module import run_per_image
-
-QUANTIZATIONS = ("none", "float16", "int8")
 
 
 def tflite_name(quantization: str) -> str:

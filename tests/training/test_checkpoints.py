@@ -1,9 +1,9 @@
-"""Tests for fgbg_tf.checkpoints: restoring past damaged checkpoints."""
+"""Tests for fgbg_tf.training.checkpoints: restoring past damaged checkpoints."""
 
 import pytest
 import tensorflow as tf
 
-from fgbg_tf.checkpoints import CheckpointError, restore_newest
+from fgbg_tf.training.checkpoints import CheckpointError, restore_newest
 
 
 def test_restore_falls_back_past_damaged_checkpoints_and_sets_them_aside(tmp_path, caplog):

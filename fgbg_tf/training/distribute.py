@@ -11,9 +11,7 @@ import os
 
 import tensorflow as tf
 
-from fgbg_tf.config import PRECISIONS
-
-STRATEGIES = ("auto", "default", "mirrored", "multiworker")
+from fgbg_tf.config import PRECISIONS, STRATEGIES
 
 
 def split_cpu(replicas: int) -> list[str]:

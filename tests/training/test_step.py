@@ -1,4 +1,4 @@
-"""Tests for fgbg_tf.train_step: the update on 1 and 2 replicas, zero-weight examples, the background warm-up."""
+"""Tests for fgbg_tf.training.step: the update on 1 and 2 replicas, zero-weight examples, the background warm-up."""
 
 import keras
 import numpy as np
@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from fgbg_tf.loss.perceptual import PerceptualLoss
 from fgbg_tf.model.factorized import build_model
-from fgbg_tf.train_step import FusedAdam, make_train_step
+from fgbg_tf.training.step import FusedAdam, make_train_step
 
 
 def one_step(config, strategy, weights, batch, optimizer=keras.optimizers.Adam):

@@ -15,7 +15,7 @@ import keras
 import tensorflow as tf
 
 from fgbg_tf.config import Config
-from fgbg_tf.distribute import resolve_precision
+from fgbg_tf.training.distribute import resolve_precision
 from fgbg_tf.loss.perceptual import PerceptualLoss
 from fgbg_tf.loss.vgg19 import fetch_vgg19_weights
 

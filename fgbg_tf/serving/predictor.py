@@ -1,0 +1,265 @@
+"""The prediction behind `python -m fgbg_tf.predict`: landmarks for images, folders and videos, and transfer.
+
+`Predictor` runs a SavedModel or a training checkpoint on S x S uint8 images; `predict` walks the input, writes the
+tables and pictures, and `transfer` renders one image's pose with another's appearance. The outputs, names and the
+image size policy are described in `fgbg_tf/predict.py` (the command's help).
+
+Example:
+    summary = predict("exported", "clips/", "predictions")   # summary["items"], summary["skipped"]
+"""
+
+from __future__ import annotations
+
+import collections
+import csv
+import json
+import logging
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from fgbg_tf.data.pipeline import to_uint8
+from fgbg_tf.data.media import (
+    MediaError,
+    VideoWriter,
+    fit_to_model,
+    input_files,
+    is_video,
+    overlay,
+    read_image,
+    to_original_pixels,
+    video_fps,
+    video_frames,
+    video_length,
+    write_image,
+)
+from fgbg_tf.serving.module import SAVED_MODEL_DIR, InferenceModule
+
+logger = logging.getLogger("fgbg_tf.predict")
+
+VIDEO_CHUNK = 16
+
+
+class Predictor:
+    """The exported signatures of a SavedModel, or the same functions built from a checkpoint.
+
+    Args:
+        path: a SavedModel folder, an export output folder holding `saved_model/`,
+            a training output folder or a checkpoint prefix.
+        regressor_path: optional regressor file, used with a checkpoint only (a
+            SavedModel carries its regressor in its `keypoints` signature).
+
+    Attributes: `image_size` (S), `has_keypoints`, `factors` (which of "mask", "background"
+    the model's variant outputs).
+    Example: `Predictor("export/saved_model").landmarks(images)["means_pixels"]`.
+    """
+
+    def __init__(self, path: str | Path, regressor_path: str | Path | None = None):
+        path = Path(path)
+        saved = path / SAVED_MODEL_DIR if (path / SAVED_MODEL_DIR / "saved_model.pb").is_file() else path
+        if (saved / "saved_model.pb").is_file():
+            if regressor_path:
+                raise ValueError("--regressor applies to checkpoints; a SavedModel has its keypoints signature "
+                                 "from `fgbg_tf.export --regressor`")
+            self._loaded = tf.saved_model.load(str(saved))
+            self.functions = dict(self._loaded.signatures)
+            self.image_size = int(self.functions["landmarks"].structured_input_signature[1]["images"].shape[1])
+        else:
+            from fgbg_tf.training.checkpoints import load_trained_model
+
+            model, _, _ = load_trained_model(path)
+            regressor = None
+            if regressor_path:
+                from fgbg_tf.evaluation.regression import load_regressor
+
+                regressor = load_regressor(regressor_path)
+            self.functions = InferenceModule(model, regressor).signatures()
+            self.image_size = model.image_size
+        self.has_keypoints = "keypoints" in self.functions
+        self.factors = tuple(k for k in ("mask", "background") if k in self.functions["reconstruct"].structured_outputs)
+
+    def _run(self, name: str, **inputs) -> dict:
+        outputs = self.functions[name](**{k: tf.constant(v) for k, v in inputs.items()})
+        return {k: v.numpy() for k, v in outputs.items()}
+
+    def landmarks(self, images: np.ndarray) -> dict:
+        """uint8 [B, S, S, 3] -> means, means_pixels, covariances, part_maps (and keypoints)."""
+        result = self._run("landmarks", images=images)
+        if self.has_keypoints:
+            result["keypoints"] = self._run("keypoints", images=images)["keypoints"]
+        return result
+
+    def reconstruct(self, pose: np.ndarray, appearance: np.ndarray) -> dict:
+        return self._run("reconstruct", pose=pose, appearance=appearance)
+
+    def render(self, means: np.ndarray, covariances: np.ndarray, appearance: np.ndarray) -> dict:
+        return self._run("render", means=means, covariances=covariances, appearance=appearance)
+
+
+class Results:
+    """Collects per-frame rows and skipped files; writes landmarks.csv and landmarks.json."""
+
+    def __init__(self, predictor: Predictor, model_path: str):
+        self.predictor, self.model_path = predictor, model_path
+        self.items: list[dict] = []
+        self.skipped: list[dict] = []
+
+    def add(self, source: Path, frame: int | None, original: tuple[int, int], output: dict, index: int) -> dict:
+        size = self.predictor.image_size
+        item = {
+            "source": str(source),
+            "frame": frame,
+            "width": original[1],
+            "height": original[0],
+            "resized": original != (size, size),
+            "landmarks": to_original_pixels(output["means_pixels"][index], size, original).round(3).tolist(),
+        }
+        if "keypoints" in output:
+            item["keypoints"] = to_original_pixels(output["keypoints"][index], size, original).round(3).tolist()
+        self.items.append(item)
+        return item
+
+    def skip(self, source, error: Exception) -> None:
+        logger.warning("skipped %s", error)
+        self.skipped.append({"source": str(source), "error": str(error)})
+
+    def write(self, output_dir: Path) -> None:
+        num_landmarks = len(self.items[0]["landmarks"]) if self.items else 0
+        num_keypoints = len(self.items[0].get("keypoints", [])) if self.items else 0
+        header = ["source", "frame", "width", "height", "resized"]
+        header += [f"landmark{k}_{axis}" for k in range(num_landmarks) for axis in "xy"]
+        header += [f"keypoint{j}_{axis}" for j in range(num_keypoints) for axis in "xy"]
+        with open(output_dir / "landmarks.csv", "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(header)
+            for item in self.items:
+                points = [c for p in item["landmarks"] + item.get("keypoints", []) for c in p]
+                frame = "" if item["frame"] is None else item["frame"]
+                writer.writerow([item["source"], frame, item["width"], item["height"], int(item["resized"])] + points)
+        summary = {
+            "model": self.model_path,
+            "image_size": self.predictor.image_size,
+            "coordinates": "(x, y) in pixels of the original image, pixel i at coordinate i",
+            "items": self.items,
+            "skipped": self.skipped,
+        }
+        (output_dir / "landmarks.json").write_text(json.dumps(summary, indent=1))
+
+
+def _prepare(image: np.ndarray, size: int, resize: bool, source, frame=None) -> tuple[np.ndarray, tuple[int, int]]:
+    fitted, original = fit_to_model(image, size, resize, source if frame is None else f"{source} frame {frame}")
+    if original != (size, size) and frame in (None, 0):
+        logger.info("%s: resized %dx%d -> %dx%d (--resize)", source, original[1], original[0], size, size)
+    return fitted, original
+
+
+def output_names(files: list[Path]) -> dict[Path, str]:
+    """Each input's name in the output folder: its stem, or stem_ext where two inputs share a stem (clip.avi and
+    clip.mp4 become clip_avi and clip_mp4), so that no output overwrites another."""
+    stems = collections.Counter(p.stem for p in files)
+    return {p: p.stem if stems[p.stem] == 1 else f"{p.stem}_{p.suffix.lstrip('.')}" for p in files}
+
+
+def predict_image(predictor: Predictor, path: Path, name: str, output_dir: Path, results: Results,
+                  resize: bool) -> None:
+    image = read_image(path)
+    fitted, original = _prepare(image, predictor.image_size, resize, path)
+    output = predictor.landmarks(fitted[None])
+    item = results.add(path, None, original, output, 0)
+    keypoints = np.array(item["keypoints"]) if "keypoints" in item else None
+    write_image(output_dir / "overlays" / f"{name}.png", overlay(image, np.array(item["landmarks"]), keypoints))
+    if predictor.factors:
+        factors = predictor.reconstruct(fitted[None], fitted[None])
+        for factor in predictor.factors:
+            write_image(output_dir / f"{factor}s" / f"{name}.png", to_uint8(factors[factor][0], low=0.0))
+
+
+def predict_video(predictor: Predictor, path: Path, name: str, output_dir: Path, results: Results, resize: bool,
+                  progress: bool) -> None:
+    size, fps = predictor.image_size, video_fps(path)
+    bar = keras.utils.Progbar(video_length(path) or None, unit_name="frame") if progress else None
+    writers: dict[str, VideoWriter] = {}
+    frames, count = [], 0
+
+    def flush():
+        fitted = np.stack([f for f, _, _ in frames])
+        output = predictor.landmarks(fitted)
+        factors = predictor.reconstruct(fitted, fitted) if predictor.factors else {}
+        for i, (_, original, image) in enumerate(frames):
+            item = results.add(path, count - len(frames) + i, original, output, i)
+            keypoints = np.array(item["keypoints"]) if "keypoints" in item else None
+            shown = {"overlay": overlay(image, np.array(item["landmarks"]), keypoints)}
+            shown.update({name: to_uint8(factors[name][i], low=0.0) for name in predictor.factors})
+            for kind, picture in shown.items():
+                if kind not in writers:
+                    writers[kind] = VideoWriter(output_dir / f"{name}_{kind}", fps, (picture.shape[1], picture.shape[0]))
+                writers[kind].write(picture)
+        frames.clear()
+
+    try:
+        for image in video_frames(path):
+            frames.append((*_prepare(image, size, resize, path, count), image))
+            count += 1
+            if len(frames) == VIDEO_CHUNK:
+                flush()
+            if bar is not None:
+                bar.update(count)
+        if frames:
+            flush()
+    finally:
+        for writer in writers.values():
+            writer.close()
+
+
+def predict(model_path: str | Path, input_path: str | Path, output_dir: str | Path, resize: bool = False,
+            regressor_path: str | Path | None = None, progress: bool = True) -> dict:
+    """Runs the model on an image, a video or a folder of both; returns the JSON summary written."""
+    output_dir = Path(output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise MediaError(f"--output {output_dir} is a file; name a folder (it is created if missing)")
+    files = input_files(input_path)
+    if not files:
+        raise MediaError(f"--input {input_path} holds no image or video files")
+    predictor = Predictor(model_path, regressor_path)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    results = Results(predictor, str(model_path))
+    names = output_names(files)
+    bar = keras.utils.Progbar(len(files), unit_name="file") if progress and len(files) > 1 else None
+    for number, path in enumerate(files, 1):
+        try:
+            if is_video(path):
+                predict_video(predictor, path, names[path], output_dir, results, resize, progress and bar is None)
+            else:
+                predict_image(predictor, path, names[path], output_dir, results, resize)
+        except MediaError as error:
+            results.skip(path, error)
+        if bar is not None:
+            bar.update(number)
+    results.write(output_dir)
+    if results.skipped:
+        print(f"skipped {len(results.skipped)} file(s):", file=sys.stderr)
+        for entry in results.skipped:
+            print(f"  {entry['error']}", file=sys.stderr)
+    return json.loads((output_dir / "landmarks.json").read_text())
+
+
+def transfer(model_path: str | Path, pose_path: str | Path, appearance_path: str | Path, output_dir: str | Path,
+             resize: bool = False) -> np.ndarray:
+    """Renders the pose of `pose_path` with the appearance and background of `appearance_path`.
+
+    Returns the uint8 [S, S, 3] rendering, also written as `transfer.png` with a panel.
+    """
+    predictor = Predictor(model_path)
+    size = predictor.image_size
+    pose, _ = _prepare(read_image(pose_path), size, resize, pose_path)
+    appearance, _ = _prepare(read_image(appearance_path), size, resize, appearance_path)
+    found = predictor.landmarks(pose[None])
+    rendered = to_uint8(predictor.render(found["means"], found["covariances"], appearance[None])["image"][0], low=0.0)
+    output_dir = Path(output_dir)
+    write_image(output_dir / "transfer.png", rendered)
+    panel = np.concatenate([overlay(pose, found["means_pixels"][0]), appearance, rendered], axis=1)
+    write_image(output_dir / "transfer_panel.png", panel)
+    return rendered

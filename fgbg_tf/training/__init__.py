@@ -1,0 +1,1 @@
+"""Training: the loop (`loop`), one optimisation step (`step`), checkpoints, and the tf.distribute strategy."""
