@@ -112,6 +112,7 @@ SLOWEST = (
     "tests/test_learning.py::test_a_short_run_learns_landmarks_that_predict_the_keypoints",
     "tests/test_distributed.py::test_two_replicas_train_resume_on_one_replica_and_evaluate",
     "tests/test_train.py::test_resume_continues_with_identical_losses",
+    "tests/test_train.py::test_interrupts_nan_losses_and_failed_saves_keep_a_consistent_last_checkpoint",
     "tests/test_distributed.py::test_two_workers_match_one_replica_and_only_the_chief_writes",
     "tests/test_consumers.py::test_saved_model_consumer_prints_landmarks_and_keypoints",
     "tests/training/test_step.py::test_two_replicas_equal_one_replica_on_the_same_global_batch[0.5]",

@@ -1,4 +1,5 @@
-"""Tests for fgbg_tf.train: resume, the run folder's checks, failures before any work, the command line."""
+"""Tests for fgbg_tf.train and training/loop: resume, interrupts, NaN losses, failed saves, the run folder's checks,
+failures before any work, the command line."""
 
 import logging
 import shutil
@@ -82,3 +83,113 @@ def test_cli_reports_config_errors_and_unavailable_data(tmp_path, capsys):
     assert "unknown config key 'model.num_landmark'" in capsys.readouterr().err
     assert main(["--dataset", "faces5pt", "--data-dir", str(tmp_path / "nowhere"), "--output", str(tmp_path)]) == 2
     assert "nowhere" in capsys.readouterr().err
+
+
+def _checkpoint_counts(folder) -> dict:
+    """{checkpoint number: (step counter, optimizer iterations)} of every checkpoint in `folder`."""
+    counts = {}
+    for index in folder.glob("ckpt-*.index"):
+        reader = tf.train.load_checkpoint(str(index.with_suffix("")))
+        counts[int(index.stem.split("-")[1])] = tuple(
+            int(reader.get_tensor(f"{key}/.ATTRIBUTES/VARIABLE_VALUE")) for key in ("step", "optimizer/v0000"))
+    return counts
+
+
+def test_interrupts_nan_losses_and_failed_saves_keep_a_consistent_last_checkpoint(tiny_config, tmp_path,
+                                                                                 monkeypatch):
+    from fgbg_tf.training import loop
+
+    tiny_config.train.max_steps = 6
+    tiny_config.train.checkpoint_every = 2
+    tiny_config.train.image_every = 1000
+    run, checkpoints = tmp_path / "run", tmp_path / "run" / "checkpoints"
+
+    # Ctrl-C (or SIGTERM, which the command line turns into it) after step 3's update: the checkpoint it saves
+    # holds exactly 3 updates, so a resume neither repeats nor skips one.
+    class InterruptedAtStep3(loop.SkippedFrames):
+        calls = 0
+
+        def add(self, batch):
+            InterruptedAtStep3.calls += 1
+            if InterruptedAtStep3.calls == 3:
+                raise KeyboardInterrupt
+            super().add(batch)
+
+    monkeypatch.setattr(loop, "SkippedFrames", InterruptedAtStep3)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config, run, progress=False)
+    assert _checkpoint_counts(checkpoints) == {2: (2, 2), 3: (3, 3)}
+    monkeypatch.undo()
+
+    # A non-finite loss at step 5 (its update poisons the weights too) stops the run, names the step and saves
+    # nothing after step 4.
+    def poisoned_at_step5(model, *args):
+        real = make_train_step(model, *args)
+        step = args[-1]
+
+        def train_step(batch):
+            results = real(batch)
+            if int(step.numpy()) == 5:
+                model.trainable_variables[0].assign(tf.fill(model.trainable_variables[0].shape, float("nan")))
+                results = {**results, "loss": tf.constant(float("nan"))}
+            return results
+
+        return train_step
+
+    make_train_step = loop.make_train_step
+    monkeypatch.setattr(loop, "make_train_step", poisoned_at_step5)
+    with pytest.raises(FloatingPointError, match="loss is nan at step 5; nothing was saved after it"):
+        train(tiny_config, run, progress=False)
+    counts = _checkpoint_counts(checkpoints)
+    assert max(counts) == 4 and all(number == step == updates for number, (step, updates) in counts.items())
+    reader = tf.train.load_checkpoint(str(checkpoints / "ckpt-4"))
+    assert all(np.all(np.isfinite(reader.get_tensor(key))) for key, dtype in
+               reader.get_variable_to_dtype_map().items() if dtype.is_floating)
+    monkeypatch.undo()
+
+    # A save that fails (here: the disk is full at step 6) is one clear error, tried once, and leaves no partial
+    # files; the checkpoints before it stay.
+    attempts = []
+
+    def disk_full(self, checkpoint_number=None, **kwargs):
+        attempts.append(checkpoint_number)
+        (checkpoints / f"ckpt-{checkpoint_number}_temp").mkdir()
+        (checkpoints / f"ckpt-{checkpoint_number}.data-00000-of-00001").write_bytes(b"partial")
+        raise tf.errors.ResourceExhaustedError(None, None, "No space left on device")
+
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", disk_full)
+    with pytest.raises(loop.CheckpointError, match="could not save step 6 .*No space left on device"):
+        train(tiny_config, run, progress=False)
+    assert attempts == [6]
+    assert not list(checkpoints.glob("ckpt-6*"))
+    assert _checkpoint_counts(checkpoints)[4] == (4, 4)
+
+
+def test_an_unwritable_run_folder_fails_before_any_work(tiny_config, tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "checkpoints").write_text("a file where the checkpoints folder goes")
+    with pytest.raises(ConfigError, match=r"run/checkpoints is not a folder this run can write"):
+        train(tiny_config, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "config.yaml").exists()
+
+
+def test_sigterm_stops_the_command_like_ctrl_c(tmp_path, monkeypatch):
+    import os
+    import signal
+    import time
+
+    from fgbg_tf.training import loop
+
+    def killed(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)  # what timeout, Docker, Kubernetes and Slurm send
+        time.sleep(5)
+        raise AssertionError("SIGTERM did not stop the run")
+
+    monkeypatch.setattr(loop, "train", killed)
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with pytest.raises(KeyboardInterrupt):  # the loop's finally block then saves, as for Ctrl-C
+            main(["--output", str(tmp_path / "run")])
+    finally:
+        for number, handler in handlers.items():
+            signal.signal(number, handler)

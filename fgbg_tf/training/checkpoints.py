@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 
 class CheckpointError(RuntimeError):
-    """A run folder holds checkpoints and none of them reads."""
+    """A run folder holds checkpoints and none of them reads, or a checkpoint could not be written."""
 
 
 def restore_newest(checkpoint: tf.train.Checkpoint, folder: Path, set_aside: bool = True) -> str | None:

@@ -35,7 +35,7 @@ from fgbg_tf.data.skipped_frames import SkippedFrames
 from fgbg_tf.evaluation.runner import factorisation_report
 from fgbg_tf.evaluation.summaries import log_figure6
 from fgbg_tf.model.factorized import build_model
-from fgbg_tf.training.checkpoints import restore_newest, variables_checkpoint
+from fgbg_tf.training.checkpoints import CheckpointError, restore_newest, variables_checkpoint
 from fgbg_tf.training.distribute import resolve_precision
 from fgbg_tf.training.step import build_loss, build_optimizer, make_train_step
 
@@ -97,6 +97,37 @@ def prepare_output(output_dir: Path, config: Config) -> Config:
     return config
 
 
+def check_writable(*folders: Path) -> None:
+    """Creates each folder and writes a file in it, so that an unwritable run folder fails at the start rather than
+    at the first checkpoint, `checkpoint_every` steps of work later. Raises ConfigError naming the folder."""
+    for folder in folders:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            tempfile.TemporaryFile(dir=folder).close()
+        except OSError as error:
+            raise ConfigError(f"{folder} is not a folder this run can write ({type(error).__name__}: "
+                              f"{error.strerror or error}); choose another --output") from None
+
+
+def save_checkpoint(manager: tf.train.CheckpointManager, number: int) -> None:
+    """Saves checkpoint `number`; if that fails (a full disk, a folder gone), removes what the save left behind,
+    so that it neither fills the disk nor looks like a checkpoint, and raises CheckpointError."""
+    try:
+        manager.save(checkpoint_number=number)
+    except (OSError, tf.errors.OpError) as error:
+        folder = Path(manager.directory)
+        # TensorFlow writes ckpt-N_temp/ and then ckpt-N.index / .data-*; none of them is a complete checkpoint.
+        for partial in [*folder.glob(f"ckpt-{number}_temp*"), *folder.glob(f"ckpt-{number}.*")]:
+            if partial.is_dir():
+                shutil.rmtree(partial, ignore_errors=True)
+            else:
+                partial.unlink(missing_ok=True)
+        reason = str(error).splitlines()[0] if str(error) else ""
+        raise CheckpointError(f"could not save step {number} in {folder} ({type(error).__name__}: {reason}); its "
+                              "partial files were removed and the checkpoints before it are intact. Free the space "
+                              "or mend the folder, then run the same command to resume") from None
+
+
 def train(config: Config, output_dir: str | Path, strategy=None, progress: bool = True) -> list[dict]:
     """Trains until `config.train.max_steps`, resuming from the output folder's checkpoint.
 
@@ -114,6 +145,7 @@ def train(config: Config, output_dir: str | Path, strategy=None, progress: bool 
     dataset = get_dataset(config.data)
     check_views(dataset, config)
     if chief:
+        check_writable(output_dir, output_dir / "checkpoints", output_dir / "logs")
         prepare_output(output_dir, config)
     precision = resolve_precision(config.train.precision)
     # Same seed, same initial weights and data: runs are reproducible and resumable from any checkpoint.
@@ -216,7 +248,11 @@ def train(config: Config, output_dir: str | Path, strategy=None, progress: bool 
             if chief and (current % config.train.image_every == 0 or current == config.train.max_steps):
                 log_figure6(writer, model, preview, current)
             if current % config.train.checkpoint_every == 0:
-                manager.save(checkpoint_number=current)
+                try:
+                    save_checkpoint(manager, current)
+                except CheckpointError:
+                    healthy = False  # the finally block does not try again
+                    raise
                 last_saved = current
     except _PEER_ERRORS as error:
         # Any collective (a step, a reduction, a checkpoint) fails once TensorFlow's health check has aborted them.
@@ -232,7 +268,7 @@ def train(config: Config, output_dir: str | Path, strategy=None, progress: bool 
         # Whatever stops the loop (the end, Ctrl-C, an error), keep the work done so far, unless it is broken
         # (a non-finite loss) or cannot be saved (a cluster whose peers no longer answer: saving is collective).
         if healthy and not cluster and current > last_saved:
-            manager.save(checkpoint_number=current)
+            save_checkpoint(manager, current)
         skipped.report()
         writer.flush()
         if scratch is not None:
