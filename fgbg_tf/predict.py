@@ -10,7 +10,8 @@ when --regressor is given.
 
 Output folder (default `predictions/`):
     landmarks.csv, landmarks.json   one row / item per image or video frame; JSON also
-                                    lists the skipped files and why
+                                    lists the skipped files and why, and per video the frames
+                                    decoded against those its container declares
     overlays/NAME.png               landmarks (and keypoints as white rings) on each image
     masks/NAME.png, backgrounds/NAME.png
                                     the foreground mask and background of the image's
@@ -72,8 +73,10 @@ def main(argv=None) -> int:
             print(f"wrote {Path(args.output) / 'transfer.png'}")
             return 0
         summary = predict(args.model, args.input, args.output, args.resize, args.regressor, not args.no_progress)
+        short = sum(v["frames_read"] < v["frames_declared"] for v in summary["videos"])
+        shortfall = f", {short} video(s) shorter than declared" if short else ""
         print(f"{len(summary['items'])} frame(s) -> {args.output}/landmarks.csv, landmarks.json; "
-              f"{len(summary['skipped'])} file(s) skipped")
+              f"{len(summary['skipped'])} file(s) skipped{shortfall}")
         return 0 if summary["items"] else 1
 
     return run_command(body, {(FileNotFoundError, ValueError): 2})

@@ -109,3 +109,20 @@ def test_transfer_renders_pose_of_a_with_appearance_of_b(inputs, tmp_path):
     assert np.max(np.abs(rendered.astype(float) - expected)) <= 1
     np.testing.assert_array_equal(read_image(tmp_path / "transfer.png"), rendered)
     assert read_image(tmp_path / "transfer_panel.png").shape == (32, 96, 3)
+
+
+def test_a_truncated_video_reports_frames_read_against_declared(inputs, tmp_path, capsys):
+    from tests.data.fixtures_video import truncate, write_avi
+
+    rng = np.random.default_rng(3)
+    video = write_avi(tmp_path / "in" / "cut.avi", [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(40)])
+    truncate(video)  # an interrupted copy: the container still declares 40 frames
+    assert main(["--model", str(inputs["model"]), "--input", str(video), "--output", str(tmp_path / "out"),
+                 "--no-progress"]) == 0
+    summary = json.loads((tmp_path / "out" / "landmarks.json").read_text())
+    (entry,) = summary["videos"]
+    assert entry["frames_declared"] == 40 and 0 < entry["frames_read"] < 40
+    assert len(summary["items"]) == entry["frames_read"]
+    out = capsys.readouterr()
+    assert f"cut.avi: {entry['frames_read']} of 40 declared frames decoded" in out.err
+    assert "1 video(s) shorter than declared" in out.out

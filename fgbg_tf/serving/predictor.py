@@ -100,12 +100,13 @@ class Predictor:
 
 
 class Results:
-    """Collects per-frame rows and skipped files; writes landmarks.csv and landmarks.json."""
+    """Collects per-frame rows, skipped files and each video's frame counts; writes landmarks.csv and landmarks.json."""
 
     def __init__(self, predictor: Predictor, model_path: str):
         self.predictor, self.model_path = predictor, model_path
         self.items: list[dict] = []
         self.skipped: list[dict] = []
+        self.videos: list[dict] = []
 
     def add(self, source: Path, frame: int | None, original: tuple[int, int], output: dict, index: int) -> dict:
         size = self.predictor.image_size
@@ -126,6 +127,17 @@ class Results:
         logger.warning("skipped %s", error)
         self.skipped.append({"source": str(source), "error": str(error)})
 
+    def video(self, source: Path, read: int, declared: int) -> None:
+        """Records how many frames a video gave against how many its container declares (0: unknown)."""
+        self.videos.append({"source": str(source), "frames_read": read, "frames_declared": declared})
+        if read < declared:
+            logger.warning("%s: %d of the %d frames its container declares could be decoded (a truncated or "
+                           "damaged file?); the rest is missing from the results", source, read, declared)
+
+    @property
+    def short_videos(self) -> list[dict]:
+        return [v for v in self.videos if v["frames_read"] < v["frames_declared"]]
+
     def write(self, output_dir: Path) -> None:
         num_landmarks = len(self.items[0]["landmarks"]) if self.items else 0
         num_keypoints = len(self.items[0].get("keypoints", [])) if self.items else 0
@@ -145,6 +157,7 @@ class Results:
             "coordinates": "(x, y) in pixels of the original image, pixel i at coordinate i",
             "items": self.items,
             "skipped": self.skipped,
+            "videos": self.videos,
         }
         (output_dir / "landmarks.json").write_text(json.dumps(summary, indent=1))
 
@@ -179,8 +192,8 @@ def predict_image(predictor: Predictor, path: Path, name: str, output_dir: Path,
 
 def predict_video(predictor: Predictor, path: Path, name: str, output_dir: Path, results: Results, resize: bool,
                   progress: bool) -> None:
-    size, fps = predictor.image_size, video_fps(path)
-    bar = keras.utils.Progbar(video_length(path) or None, unit_name="frame") if progress else None
+    size, fps, declared = predictor.image_size, video_fps(path), video_length(path)
+    bar = keras.utils.Progbar(declared or None, unit_name="frame") if progress else None
     writers: dict[str, VideoWriter] = {}
     frames, count = [], 0
 
@@ -209,6 +222,7 @@ def predict_video(predictor: Predictor, path: Path, name: str, output_dir: Path,
                 bar.update(count)
         if frames:
             flush()
+        results.video(path, count, declared)
     finally:
         for writer in writers.values():
             writer.close()
@@ -239,6 +253,9 @@ def predict(model_path: str | Path, input_path: str | Path, output_dir: str | Pa
         if bar is not None:
             bar.update(number)
     results.write(output_dir)
+    for video in results.short_videos:
+        print(f"{video['source']}: {video['frames_read']} of {video['frames_declared']} declared frames decoded",
+              file=sys.stderr)
     if results.skipped:
         print(f"skipped {len(results.skipped)} file(s):", file=sys.stderr)
         for entry in results.skipped:
