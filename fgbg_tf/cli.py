@@ -15,10 +15,11 @@ Example:
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
-import tempfile
+import threading
 
 
 def run_command(body, failures: dict) -> int:
@@ -52,23 +53,32 @@ STARTUP_NOTICES = ("All log messages before absl::InitializeLog() is called", "o
 def import_tensorflow() -> None:
     """Imports TensorFlow, leaving its start-up notices out of stderr when TF_CPP_MIN_LOG_LEVEL asks for quiet.
 
-    The package sets TF_CPP_MIN_LOG_LEVEL=3 unless the user set it; at 0 every line is shown. Every other line
-    written while TensorFlow loads (a warning, a failure's message) is passed on unchanged.
+    The package sets TF_CPP_MIN_LOG_LEVEL=3 unless the user set it; at 0 nothing is filtered. Every other line
+    written while TensorFlow loads (a warning, a failure's message) is passed on as it comes.
     """
     if "tensorflow" in sys.modules:
         return
-    quiet = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") != "0"
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") == "0":
+        importlib.import_module("tensorflow")
+        return
     sys.stderr.flush()
     saved = os.dup(2)
-    with tempfile.TemporaryFile() as capture:
-        os.dup2(capture.fileno(), 2)
-        try:
-            import tensorflow  # noqa: F401
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            capture.seek(0)
-            lines = capture.read().decode(errors="replace").splitlines(keepends=True)
-            notice = [quiet and any(text in line for text in STARTUP_NOTICES) for line in lines]
-            sys.stderr.write("".join(line for line, drop in zip(lines, notice) if not drop))
-            sys.stderr.flush()
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    forward = threading.Thread(target=_forward_lines, args=(read_end, saved), daemon=True)
+    forward.start()
+    try:
+        importlib.import_module("tensorflow")
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)  # closes the pipe's only write end: the thread reads to its end and stops
+        forward.join()
+        os.close(saved)
+
+
+def _forward_lines(read_end: int, target: int) -> None:
+    with os.fdopen(read_end, "rb") as pipe:
+        for line in pipe:
+            if not any(notice.encode() in line for notice in STARTUP_NOTICES):
+                os.write(target, line)

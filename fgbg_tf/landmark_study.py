@@ -17,15 +17,14 @@ import argparse
 import sys
 
 from fgbg_tf.cli import import_tensorflow, run_command
-from fgbg_tf.config import DATASET_NAMES, ConfigError
+from fgbg_tf.config import KEYPOINT_DATASETS, ConfigError
 from fgbg_tf.model.presets import VARIANTS
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m fgbg_tf.landmark_study", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="synthetic", choices=DATASET_NAMES,
-                        help="a dataset with keypoints (default: synthetic)")
+    parser.add_argument("--dataset", default="synthetic", choices=KEYPOINT_DATASETS)
     parser.add_argument("--landmarks", type=int, nargs="+", required=True, help="numbers of landmarks K to train")
     parser.add_argument("--variants", nargs="+", default=["full", "baseline"], choices=VARIANTS)
     parser.add_argument("--max-steps", type=int, required=True, help="training steps per run")

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # What these tests compare is the data and state path: which examples each replica gets, restore on another
 # replica count, the forward pass, the chief's logs. At a vanishing learning rate every topology gives the same
 # losses to float32 rounding (2e-6 measured over 3 steps), while a wrong batch changes a step's loss by percents.
-# The update itself is compared in test_train.py with SGD, where the aggregation is visible: with Adam, one replica
+# The update itself is compared in training/test_step.py with SGD, where the aggregation is visible: with Adam, one replica
 # batch size rounds differently from another (~1e-4 relative in the gradient), and Adam's first steps, lr * sign(g),
 # move every element whose gradient is within that rounding of zero a full step in a random direction (measured: two
 # steps at lr 1e-6 differ by 6e-4), which would drown any tolerance that can still see a wrong batch.
@@ -37,7 +37,7 @@ RTOL = 1e-5
 STILL = ["train.learning_rate=1e-12", "train.weight_decay=0"]
 # The baseline variant: the distribution code does not depend on the variant, and tracing a step once per replica
 # (8 times for the paper's topology) is most of these tests' time, so the graph without MaskNet and BGNet is traced.
-# The update's aggregation over replicas is checked in test_train.py, with SGD.
+# The update's aggregation over replicas is checked in training/test_step.py, with SGD.
 VARIANT = "model.variant=baseline"
 
 

@@ -1,7 +1,7 @@
 """The measurements behind `python -m fgbg_tf.benchmark`: the train step, landmark inference, the input pipeline.
 
 Example:
-    figures = run_benchmark("train", load_config("synthetic"), steps=20, warmup=3)   # images_per_s, ms_per_image, ...
+    figures = run_benchmark("train", load_config("synthetic"), steps=20, warmup=3)   # images_per_second, ms_per_image, ...
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import re
 import shutil
 import sys
 import tempfile
@@ -109,23 +110,37 @@ def check_writable(*folders: Path) -> None:
                               f"{error.strerror or error}); choose another --output") from None
 
 
-def save_checkpoint(manager: tf.train.CheckpointManager, number: int) -> None:
+def save_checkpoint(manager: tf.train.CheckpointManager, number: int, cluster: bool = False) -> None:
     """Saves checkpoint `number`; if that fails (a full disk, a folder gone), removes what the save left behind,
-    so that it neither fills the disk nor looks like a checkpoint, and raises CheckpointError."""
+    so that it neither fills the disk nor looks like a checkpoint, and raises CheckpointError.
+
+    A checkpoint that was written whole before the failure (TensorFlow writes it, then its state file, then sweeps
+    old ones) is kept; so are checkpoints set aside as unreadable. On a cluster a peer's failure is raised as it is.
+    """
     try:
         manager.save(checkpoint_number=number)
     except (OSError, tf.errors.OpError) as error:
+        if cluster and isinstance(error, _PEER_ERRORS):
+            raise
         folder = Path(manager.directory)
-        # TensorFlow writes ckpt-N_temp/ and then ckpt-N.index / .data-*; none of them is a complete checkpoint.
-        for partial in [*folder.glob(f"ckpt-{number}_temp*"), *folder.glob(f"ckpt-{number}.*")]:
-            if partial.is_dir():
-                shutil.rmtree(partial, ignore_errors=True)
-            else:
-                partial.unlink(missing_ok=True)
+        for temporary in folder.glob(f"ckpt-{number}_temp*"):  # TensorFlow's scratch folder for the shards
+            shutil.rmtree(temporary, ignore_errors=True)
+        if not _readable(folder / f"ckpt-{number}"):
+            for partial in folder.glob(f"ckpt-{number}.*"):
+                if re.fullmatch(rf"ckpt-{number}\.(index|data-.*)", partial.name):  # not ckpt-N.unreadable.*
+                    partial.unlink(missing_ok=True)
         reason = str(error).splitlines()[0] if str(error) else ""
-        raise CheckpointError(f"could not save step {number} in {folder} ({type(error).__name__}: {reason}); its "
-                              "partial files were removed and the checkpoints before it are intact. Free the space "
-                              "or mend the folder, then run the same command to resume") from None
+        raise CheckpointError(f"could not save step {number} in {folder} ({type(error).__name__}: {reason}); no "
+                              "partial checkpoint was left and the checkpoints written before are as they were. Free "
+                              "the space or mend the folder, then run the same command to resume") from None
+
+
+def _readable(prefix: Path) -> bool:
+    try:
+        tf.train.load_checkpoint(str(prefix))
+    except (OSError, ValueError, tf.errors.OpError):
+        return False
+    return True
 
 
 def train(config: Config, output_dir: str | Path, strategy=None, progress: bool = True) -> list[dict]:
@@ -249,7 +264,7 @@ def train(config: Config, output_dir: str | Path, strategy=None, progress: bool 
                 log_figure6(writer, model, preview, current)
             if current % config.train.checkpoint_every == 0:
                 try:
-                    save_checkpoint(manager, current)
+                    save_checkpoint(manager, current, cluster)
                 except CheckpointError:
                     healthy = False  # the finally block does not try again
                     raise
@@ -267,12 +282,14 @@ def train(config: Config, output_dir: str | Path, strategy=None, progress: bool 
     finally:
         # Whatever stops the loop (the end, Ctrl-C, an error), keep the work done so far, unless it is broken
         # (a non-finite loss) or cannot be saved (a cluster whose peers no longer answer: saving is collective).
-        if healthy and not cluster and current > last_saved:
-            save_checkpoint(manager, current)
-        skipped.report()
-        writer.flush()
-        if scratch is not None:
-            shutil.rmtree(scratch, ignore_errors=True)
+        try:
+            if healthy and not cluster and current > last_saved:
+                save_checkpoint(manager, current)
+        finally:
+            skipped.report()
+            writer.flush()
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
     return history
 
 

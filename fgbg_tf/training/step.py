@@ -1,6 +1,6 @@
 """One training step (paper eq. 1-7 and the loss), as a tf.function under any tf.distribute strategy.
 
-`make_train_step` returns the function `train.train` calls once per step: the forward pass, the reconstruction
+`make_train_step` returns the function `loop.train` calls once per step: the forward pass, the reconstruction
 loss over the global batch, the coupled L2 decay, optional clipping of the global gradient, the update, and the
 instruments of `docs/training.md` section 2.
 

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from fgbg_tf.evaluation.protocols import SplitLandmarks, score
+from fgbg_tf.config import KEYPOINT_DATASETS
+from fgbg_tf.evaluation.protocols import PROTOCOLS, SplitLandmarks, score
 
 
 def test_bbc_score_maps_crops_to_frames_before_halving():
@@ -15,3 +16,8 @@ def test_bbc_score_maps_crops_to_frames_before_halving():
     predicted[:, :3, 0] += 1.0
     predicted[:, 3:, 1] += 2.0
     assert score("bbc", predicted, landmarks, 32)["accuracy_pct"] == pytest.approx(100 * 3 / 7)
+
+
+def test_every_keypoint_dataset_has_a_protocol():
+    # config.KEYPOINT_DATASETS is what the command lines offer before TensorFlow loads; PROTOCOLS is what scores.
+    assert sorted(KEYPOINT_DATASETS) == sorted(PROTOCOLS)
