@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from fgbg_tf.export import parse_args
-from fgbg_tf.serving.export import REPORT_FILE, dataset_images
+from fgbg_tf.serving.export import REPORT_FILE, deviation_from_keras, dataset_images, format_report
 from fgbg_tf.serving.module import SAVED_MODEL_DIR, InferenceModule, keras_landmarks
 from fgbg_tf.serving.tflite import run_tflite, tflite_name
 from fgbg_tf.data.pipeline import from_model_range, to_model_range
@@ -74,11 +74,41 @@ def test_reconstruct_and_render_match_keras(exported):
         (np.zeros([1, 16, 16, 3], np.uint8), "not compatible with expected shape"),
         (np.zeros([32, 32, 3], np.uint8), "not compatible with expected shape"),
         (np.zeros([1, 32, 32, 3], np.float32), "expected to be a uint8 tensor"),
+        (np.zeros([0, 32, 32, 3], np.uint8), "images: an empty batch"),
     ],
 )
 def test_landmarks_signature_refuses_wrong_inputs(exported, images, message):
     with pytest.raises(tf.errors.InvalidArgumentError, match=message):
         exported["loaded"].signatures["landmarks"](images=tf.constant(images))
+
+
+@pytest.mark.parametrize(
+    "means, covariances, message",
+    [
+        (np.full([1, 4, 2], np.nan), np.tile(0.01 * np.eye(2), [1, 4, 1, 1]), "means must be finite"),
+        (np.zeros([1, 4, 2]), np.tile(-0.01 * np.eye(2), [1, 4, 1, 1]), "must be positive definite"),
+        (np.zeros([1, 4, 2]), np.tile([[0.01, 0.02], [0.02, 0.01]], [1, 4, 1, 1]), "must be positive definite"),
+        (np.zeros([1, 4, 2]), np.tile([[0.01, 0.005], [0.0, 0.01]], [1, 4, 1, 1]), "must be symmetric"),
+    ],
+)
+def test_render_refuses_gaussians_it_cannot_draw(exported, means, covariances, message):
+    appearance = tf.constant(exported["images"][:1])
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        exported["loaded"].signatures["render"](means=tf.constant(means, tf.float32),
+                                                covariances=tf.constant(covariances, tf.float32), appearance=appearance)
+
+
+def test_a_detector_that_moves_landmarks_over_a_pixel_is_reported_with_a_warning(caplog):
+    reference = {"means": np.zeros([2, 4, 2]), "covariances": np.zeros([2, 4, 2, 2])}
+    close = {"means": reference["means"] + 0.5 / 16, "covariances": reference["covariances"]}  # 0.5 px at 32 px
+    far = {"means": reference["means"] + 2.0 / 16, "covariances": reference["covariances"]}  # 2 px
+    assert "warning" not in deviation_from_keras(close, reference, 32, "landmarks_float16.tflite")
+    with caplog.at_level("WARNING", logger="fgbg_tf.export"):
+        entry = deviation_from_keras(far, reference, 32, "landmarks_int8.tflite")
+    assert entry["max_mean_deviation_pixels"] == pytest.approx(2.0)
+    assert "landmarks_int8.tflite: a landmark moves up to 2.00 px" in entry["warning"] in caplog.text
+    report = {"artefacts": {"landmarks_int8": {"bytes": 1e6, "ms_per_image": 1.0, **entry}}}
+    assert format_report(report).splitlines()[-1] == f"warning: {entry['warning']}"
 
 
 def test_landmarks_float_refuses_values_outside_unit_range(exported):

@@ -91,7 +91,7 @@ def _checkpoint_counts(folder) -> dict:
     for index in folder.glob("ckpt-*.index"):
         reader = tf.train.load_checkpoint(str(index.with_suffix("")))
         counts[int(index.stem.split("-")[1])] = tuple(
-            int(reader.get_tensor(f"{key}/.ATTRIBUTES/VARIABLE_VALUE")) for key in ("step", "optimizer/v0000"))
+            int(reader.get_tensor(f"{key}/.ATTRIBUTES/VARIABLE_VALUE")) for key in ("step", "optimizer/iteration"))
     return counts
 
 

@@ -30,13 +30,26 @@ def time_signature(function, images: np.ndarray) -> tuple[dict, float]:
     return run_per_image(lambda image: {k: v.numpy() for k, v in function(images=tf.constant(image)).items()}, images)
 
 
-def _deviation(outputs: dict, reference: dict, image_size: int) -> dict:
+# An exported detector whose landmarks move further than this from the Keras model's (int8 can) is reported with a
+# warning: the user decides whether the size and speed are worth it.
+DEVIATION_WARNING_PIXELS = 1.0
+
+
+def deviation_from_keras(outputs: dict, reference: dict, image_size: int, name: str = "") -> dict:
+    """How far an artefact's landmarks (`outputs`) are from the Keras model's (`reference`), with a "warning" entry
+    (also logged) when a mean moves more than DEVIATION_WARNING_PIXELS."""
     means = float(np.max(np.abs(outputs["means"] - reference["means"])))
-    return {
+    deviation = {
         "max_mean_deviation": means,
         "max_mean_deviation_pixels": means * image_size / 2.0,
         "max_covariance_deviation": float(np.max(np.abs(outputs["covariances"] - reference["covariances"]))),
     }
+    if deviation["max_mean_deviation_pixels"] > DEVIATION_WARNING_PIXELS:
+        deviation["warning"] = (f"{name}: a landmark moves up to {deviation['max_mean_deviation_pixels']:.2f} px "
+                                f"from the Keras model's on a {image_size} px image (more than "
+                                f"{DEVIATION_WARNING_PIXELS:g} px); check it on your images before shipping it")
+        logger.warning("%s", deviation["warning"])
+    return deviation
 
 
 def export_model(
@@ -86,7 +99,8 @@ def export_model(
             outputs, ms = time_signature(loaded.signatures["landmarks"], evaluation_images)
             report["artefacts"]["saved_model"] = {"path": str(saved), "bytes": _folder_bytes(saved),
                                                   "signatures": sorted(loaded.signatures.keys()),
-                                                  "ms_per_image": ms, **_deviation(outputs, reference, size)}
+                                                  "ms_per_image": ms,
+                                                  **deviation_from_keras(outputs, reference, size, "saved_model")}
         if "tflite" in formats:
             # The converter loads every function of a SavedModel: one with `landmarks` alone converts 3x faster.
             landmarks_only = save_saved_model(module, Path(scratch) / "landmarks", names=("landmarks",))
@@ -96,7 +110,7 @@ def export_model(
                 path.write_bytes(content)
                 outputs, ms = run_tflite(content, evaluation_images)
                 report["artefacts"][path.stem] = {"path": str(path), "bytes": len(content), "ms_per_image": ms,
-                                                  **_deviation(outputs, reference, size)}
+                                                  **deviation_from_keras(outputs, reference, size, path.name)}
     (output_dir / REPORT_FILE).write_text(json.dumps(report, indent=1))
     return report
 
@@ -144,4 +158,5 @@ def format_report(report: dict) -> str:
     for name, entry in report["artefacts"].items():
         lines.append(f"{name:<20} {entry['bytes'] / 1e6:>8.2f}MB {entry['ms_per_image']:>9.2f} "
                      f"{entry['max_mean_deviation']:>19.2e} {entry['max_mean_deviation_pixels']:>9.4f}")
+    lines += [f"warning: {entry['warning']}" for entry in report["artefacts"].values() if "warning" in entry]
     return "\n".join(lines)

@@ -1,6 +1,6 @@
 """The exported functions of a trained model: `InferenceModule` and its SavedModel.
 
-SavedModel signatures. B is any batch size, S the model's image size (fixed: a
+SavedModel signatures. B is any batch size from 1 (an empty batch is refused), S the model's image size (fixed: a
 wrong size, rank or dtype is refused by the signature, never resized), K the
 landmarks, J the regressor's keypoints. Landmark coordinates are (x, y); "normalised"
 means the model's [-1, 1) frame (pixel j at -1 + 2j/S), "pixels" means pixel j at j.
@@ -15,7 +15,7 @@ means the model's [-1, 1) frame (pixel j at -1 + 2j/S), "pixels" means pixel j a
     reconstruct(pose: uint8 [B, S, S, 3], appearance: uint8 [B, S, S, 3])
         -> reconstruction, foreground [B, S, S, 3] float32 in [0, 1]
            and, as the variant has them, background [B, S, S, 3], mask [B, S, S, 1]
-    render(means: float32 [B, K, 2] normalised, covariances: float32 [B, K, 2, 2],
+    render(means: float32 [B, K, 2] normalised, covariances: float32 [B, K, 2, 2] symmetric positive definite,
            appearance: uint8 [B, S, S, 3])
         -> image (the rendering, eq. 7), foreground (, background, mask) as reconstruct
 
@@ -106,7 +106,12 @@ class InferenceModule:
         # image of the wrong size fails deep inside a reshape, and one of the wrong rank aborts
         # the process in oneDNN's convolution.
         size = self.model.image_size
-        return tf.ensure_shape(images, [None, size, size, 3], name=f"check_{name}_is_batch_{size}x{size}x3")
+        images = tf.ensure_shape(images, [None, size, size, 3], name=f"check_{name}_is_batch_{size}x{size}x3")
+        # An empty batch would otherwise fail as an internal error inside a kernel.
+        nonempty = tf.debugging.assert_positive(
+            tf.shape(images)[0], message=f"{name}: an empty batch; pass at least one {size}x{size}x3 image")
+        with tf.control_dependencies([nonempty]):
+            return tf.identity(images)
 
     def _landmarks(self, images):
         return self._detect(to_model_range(self._checked(images, "images")))
@@ -136,7 +141,18 @@ class InferenceModule:
         means = tf.ensure_shape(means, [None, k, 2], name=f"check_means_is_batch_{k}x2")
         covariances = tf.ensure_shape(covariances, [None, k, 2, 2], name=f"check_covariances_is_batch_{k}x2x2")
         appearance = to_model_range(self._checked(appearance, "appearance"))
-        heatmaps = render_heatmaps(means, covariances, self.model.image_size)  # eq. 2
+        # Eq. 2 inverts each covariance: NaN means or a matrix that is not symmetric positive definite would render
+        # NaN or nonsense without a word.
+        checks = [
+            tf.debugging.assert_all_finite(means, "render: means must be finite"),
+            tf.debugging.assert_all_finite(covariances, "render: covariances must be finite"),
+            tf.debugging.assert_near(covariances, tf.linalg.matrix_transpose(covariances), rtol=1e-4, atol=1e-8,
+                                     message="render: covariances must be symmetric"),
+            *(tf.debugging.assert_positive(value, message="render: covariances must be positive definite")
+              for value in (covariances[..., 0, 0], tf.linalg.det(covariances))),
+        ]
+        with tf.control_dependencies(checks):
+            heatmaps = render_heatmaps(means, covariances, self.model.image_size)  # eq. 2
         outputs = self.model.render(heatmaps, appearance)
         outputs["image"] = outputs.pop("reconstruction")
         return _display(outputs)

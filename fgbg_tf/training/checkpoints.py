@@ -29,13 +29,131 @@ class CheckpointError(RuntimeError):
     """A run folder holds checkpoints and none of them reads, or a checkpoint could not be written."""
 
 
-def restore_newest(checkpoint: tf.train.Checkpoint, folder: Path, set_aside: bool = True) -> str | None:
-    """Restores the newest checkpoint in `folder` that reads; returns its prefix, or None when there is none.
+class CheckpointMismatch(CheckpointError):
+    """A checkpoint that reads but holds other variables than the model built now (the code changed)."""
+
+
+_VALUE = "/.ATTRIBUTES/VARIABLE_VALUE"
+
+
+def variable_paths(root: keras.layers.Layer) -> dict[str, keras.Variable]:
+    """Every variable of a layer tree keyed by where it sits: the attribute names from `root` down (list items by
+    their index) and the variable's own name, e.g. "pose_encoder/down/0/1/conv/kernel".
+
+    Unlike Keras' `variable.path` this does not depend on how many layers the process built before (Keras numbers
+    auto-named layers globally), and unlike creation order it does not let a reordered or added layer take another
+    layer's weights. Raises ValueError if a variable cannot be placed (the walk covers every variable or none).
+    """
+    paths: dict[str, keras.Variable] = {}
+    visited: set[int] = set()
+
+    def visit(value, prefix: str) -> None:
+        if isinstance(value, keras.layers.Layer) and id(value) not in visited:
+            visited.add(id(value))
+            # The variables the layer made itself (add_weight); its sublayers' are reached through its attributes.
+            for variable in [*value._trainable_variables, *value._non_trainable_variables]:
+                paths.setdefault(prefix + variable.name, variable)
+            for name, attribute in vars(value).items():
+                if not name.startswith("_"):
+                    visit(attribute, f"{prefix}{name}/")
+        elif isinstance(value, (list, tuple)):
+            for index, item in enumerate(value):
+                visit(item, f"{prefix}{index}/")
+
+    visit(root, "")
+    placed = {id(v) for v in paths.values()}
+    unplaced = [v.path for v in root.variables if id(v) not in placed]
+    if unplaced or len(paths) != len(root.variables):
+        raise ValueError(f"cannot name every variable of {root.name} by its place: {unplaced[:3]} and "
+                         f"{len(paths)} paths for {len(root.variables)} variables")
+    return paths
+
+
+def optimizer_paths(optimizer: keras.optimizers.Optimizer, model: keras.layers.Layer) -> dict[str, keras.Variable]:
+    """Adam's state keyed like the model: "m/<path>" and "v/<path>" for each trainable variable's moments, and
+    the optimizer's own counters by name ("iteration", "learning_rate")."""
+    slots = {}
+    for path, variable in variable_paths(model).items():
+        if variable.trainable:
+            index = optimizer._get_variable_index(variable)
+            slots[f"m/{path}"], slots[f"v/{path}"] = optimizer._momentums[index], optimizer._velocities[index]
+    placed = {id(v) for v in slots.values()}
+    slots.update({v.name: v for v in optimizer.variables if id(v) not in placed})
+    if len(slots) != len(optimizer.variables):
+        raise ValueError(f"cannot name every variable of the optimizer: {len(slots)} for {len(optimizer.variables)}")
+    return slots
+
+
+class RunState:
+    """What a run's checkpoints hold: the model's variables (and the optimizer's) keyed by their place in the model
+    (`variable_paths`), plus counters such as the step.
+
+    `checkpoint` is the `tf.train.Checkpoint` to save; `restore(prefix)` first compares the checkpoint's names and
+    shapes with the model's and raises CheckpointMismatch naming the first difference, so that weights never load
+    into the wrong variables. Checkpoints of fgbg_tf 0.1, keyed by creation order (`v0000`, ...), still restore.
+
+    Example:
+        state = RunState(model, optimizer, step=step)
+        tf.train.CheckpointManager(state.checkpoint, "run/checkpoints", 3).save()
+        state.restore("run/checkpoints/ckpt-100")
+    """
+
+    def __init__(self, model: keras.layers.Layer, optimizer: keras.optimizers.Optimizer | None = None, **counters):
+        groups = {"model": variable_paths(model)}
+        if optimizer is not None:
+            groups["optimizer"] = optimizer_paths(optimizer, model)
+        self.variables = {f"{group}/{path}": v for group, paths in groups.items() for path, v in paths.items()}
+        tree: dict = {}
+        for key, variable in self.variables.items():
+            *parents, leaf = key.split("/")
+            node = tree
+            for parent in parents:
+                node = node.setdefault(parent, {})
+            node[leaf] = variable.value
+        self.checkpoint = tf.train.Checkpoint(**tree, **counters)
+        legacy = {"model": model.variables, **({"optimizer": optimizer.variables} if optimizer is not None else {})}
+        self._legacy = tf.train.Checkpoint(
+            **{group: tf.train.Checkpoint(**{f"v{i:04d}": v.value for i, v in enumerate(variables)})
+               for group, variables in legacy.items()}, **counters)
+
+    def restore(self, prefix: str, partial: bool = False) -> None:
+        """Restores `prefix`; with `partial`, the checkpoint may hold more (an evaluation needs no optimizer)."""
+        stored = {key.removesuffix(_VALUE): shape for key, shape in
+                  tf.train.load_checkpoint(prefix).get_variable_to_shape_map().items() if key.endswith(_VALUE)}
+        if "model/v0000" in stored:
+            logger.warning("%s is keyed by creation order (fgbg_tf 0.1): its names cannot be checked", prefix)
+            status = self._legacy.restore(prefix)
+        else:
+            self._check_names(prefix, stored, partial)
+            status = self.checkpoint.restore(prefix)
+        if partial:
+            status.expect_partial().assert_existing_objects_matched()
+        else:
+            status.assert_consumed()
+
+    def _check_names(self, prefix: str, stored: dict, partial: bool) -> None:
+        for key, variable in self.variables.items():
+            if key not in stored:
+                raise CheckpointMismatch(f"{prefix} has no {key}: it was written by another version of the model")
+            if tuple(stored[key]) != tuple(variable.shape):
+                raise CheckpointMismatch(f"{prefix}: {key} has shape {tuple(stored[key])} there and "
+                                         f"{tuple(variable.shape)} in the model")
+        groups = {key.split("/")[0] for key in self.variables}
+        extra = sorted(key for key in stored if key.split("/")[0] in groups and key not in self.variables)
+        if extra and not partial:
+            raise CheckpointMismatch(f"{prefix} holds {extra[0]}, which the model does not have "
+                                     f"({len(extra)} such variable(s))")
+
+
+def restore_newest(restore, folder: Path, set_aside: bool = True) -> str | None:
+    """Restores the newest checkpoint in `folder` that reads, by calling `restore(prefix)` (e.g.
+    `RunState.restore`); returns its prefix, or None when there is none.
 
     The checkpoints are found by their `ckpt-N.index` files, not by the `checkpoint` state file alone, so a damaged
-    state file cannot restart a run from step 0 over its checkpoints. One that does not read (truncated, corrupt,
-    from another model) is named in a warning and, with `set_aside`, renamed to `ckpt-N.unreadable.*` so that no
-    later save overwrites it. Raises CheckpointError when checkpoints exist and none reads.
+    state file cannot restart a run from step 0 over its checkpoints. One that does not read (truncated, corrupt)
+    is named in a warning and, with `set_aside`, renamed to `ckpt-N.unreadable.*` so that no later save overwrites
+    it. Raises CheckpointError when checkpoints exist and none reads, and CheckpointMismatch at once for one that
+    reads but belongs to another model (the older ones would too).
     """
     found = sorted((int(m.group(1)) for p in folder.glob("ckpt-*.index")
                     if (m := re.fullmatch(r"ckpt-(\d+)\.index", p.name))), reverse=True)
@@ -43,7 +161,9 @@ def restore_newest(checkpoint: tf.train.Checkpoint, folder: Path, set_aside: boo
     for number in found:
         prefix = folder / f"ckpt-{number}"
         try:
-            checkpoint.restore(str(prefix)).assert_consumed()
+            restore(str(prefix))
+        except CheckpointMismatch:
+            raise
         except Exception as error:  # TensorFlow raises assorted types for damaged files; each is reported
             reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
             failures.append(f"{prefix} ({reason})")
@@ -58,17 +178,6 @@ def restore_newest(checkpoint: tf.train.Checkpoint, folder: Path, set_aside: boo
         raise CheckpointError(f"no checkpoint in {folder} reads: {'; '.join(failures)}. Nothing was overwritten; "
                               "start a new --output folder, or restore the files")
     return None
-
-
-def variables_checkpoint(variables) -> tf.train.Checkpoint:
-    """A checkpoint object holding exactly `variables`, keyed by their order.
-
-    `tf.train.Checkpoint(model=keras_model)` does not find every Keras 3 variable
-    (nested layer lists, spectral-norm vectors), and Keras' auto-generated layer
-    names differ between processes; creation order is the same for the same
-    architecture, and restoring checks every shape.
-    """
-    return tf.train.Checkpoint(**{f"v{i:04d}": v.value for i, v in enumerate(variables)})
 
 
 def resolve_checkpoint(path: str | Path) -> tuple[Path, str]:
@@ -112,6 +221,5 @@ def load_trained_model(path: str | Path, initial: bool = False) -> tuple[Factori
         return model, config, 0
     step = tf.Variable(0, dtype=tf.int64)
     # Only the model is needed; the optimizer's slots in the checkpoint are left unread.
-    restored = tf.train.Checkpoint(model=variables_checkpoint(model.variables), step=step).restore(prefix)
-    restored.expect_partial().assert_existing_objects_matched()
+    RunState(model, step=step).restore(prefix, partial=True)
     return model, config, int(step)

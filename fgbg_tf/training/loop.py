@@ -36,7 +36,7 @@ from fgbg_tf.data.skipped_frames import SkippedFrames
 from fgbg_tf.evaluation.runner import factorisation_report
 from fgbg_tf.evaluation.summaries import log_figure6
 from fgbg_tf.model.factorized import build_model
-from fgbg_tf.training.checkpoints import CheckpointError, restore_newest, variables_checkpoint
+from fgbg_tf.training.checkpoints import CheckpointError, RunState, restore_newest
 from fgbg_tf.training.distribute import resolve_precision
 from fgbg_tf.training.step import build_loss, build_optimizer, make_train_step
 
@@ -174,14 +174,11 @@ def train(config: Config, output_dir: str | Path, strategy=None, progress: bool 
     loss_fn = build_loss(config, precision)
     # The data stream's position is step x global batch, so a run resumes only with the global batch it had.
     trained_batch = tf.Variable(global_batch_size, dtype=tf.int64, trainable=False, name="global_batch_size")
-    checkpoint = tf.train.Checkpoint(
-        model=variables_checkpoint(model.variables), optimizer=variables_checkpoint(optimizer.variables), step=step,
-        global_batch_size=trained_batch,
-    )
+    state = RunState(model, optimizer, step=step, global_batch_size=trained_batch)
     run_checkpoints = output_dir / "checkpoints"
     scratch = None if chief else Path(tempfile.mkdtemp(prefix="fgbg_tf-worker-"))
-    manager = tf.train.CheckpointManager(checkpoint, scratch or run_checkpoints, config.train.keep_checkpoints)
-    latest = restore_newest(checkpoint, run_checkpoints, set_aside=chief) if run_checkpoints.is_dir() else None
+    manager = tf.train.CheckpointManager(state.checkpoint, scratch or run_checkpoints, config.train.keep_checkpoints)
+    latest = restore_newest(state.restore, run_checkpoints, set_aside=chief) if run_checkpoints.is_dir() else None
     if latest:
         if int(trained_batch.numpy()) != global_batch_size:
             raise ConfigError(
