@@ -86,8 +86,8 @@ def test_landmarks_signature_refuses_wrong_inputs(exported, images, message):
     "means, covariances, message",
     [
         (np.full([1, 4, 2], np.nan), np.tile(0.01 * np.eye(2), [1, 4, 1, 1]), "means must be finite"),
-        (np.zeros([1, 4, 2]), np.tile(-0.01 * np.eye(2), [1, 4, 1, 1]), "must be positive definite"),
-        (np.zeros([1, 4, 2]), np.tile([[0.01, 0.02], [0.02, 0.01]], [1, 4, 1, 1]), "must be positive definite"),
+        (np.zeros([1, 4, 2]), np.tile(-0.01 * np.eye(2), [1, 4, 1, 1]), "must be positive semidefinite"),
+        (np.zeros([1, 4, 2]), np.tile([[0.01, 0.02], [0.02, 0.01]], [1, 4, 1, 1]), "must be positive semidefinite"),
         (np.zeros([1, 4, 2]), np.tile([[0.01, 0.005], [0.0, 0.01]], [1, 4, 1, 1]), "must be symmetric"),
     ],
 )
@@ -96,6 +96,16 @@ def test_render_refuses_gaussians_it_cannot_draw(exported, means, covariances, m
     with pytest.raises(tf.errors.InvalidArgumentError, match=message):
         exported["loaded"].signatures["render"](means=tf.constant(means, tf.float32),
                                                 covariances=tf.constant(covariances, tf.float32), appearance=appearance)
+
+
+def test_render_draws_the_singular_covariances_of_sharp_part_maps(exported):
+    # A part map on one pixel fits a zero covariance, on a line a singular one: the model's own outputs render.
+    covariances = np.zeros([1, 4, 2, 2], np.float32)
+    covariances[0, 1] = [[0.01, 0.0], [0.0, 0.0]]
+    covariances[0, 2] = [[0.01, 0.01], [0.01, 0.01]]
+    out = exported["loaded"].signatures["render"](means=tf.zeros([1, 4, 2]), covariances=tf.constant(covariances),
+                                                  appearance=tf.constant(exported["images"][:1]))
+    assert np.all(np.isfinite(out["image"].numpy()))
 
 
 def test_a_detector_that_moves_landmarks_over_a_pixel_is_reported_with_a_warning(caplog):

@@ -15,7 +15,7 @@ means the model's [-1, 1) frame (pixel j at -1 + 2j/S), "pixels" means pixel j a
     reconstruct(pose: uint8 [B, S, S, 3], appearance: uint8 [B, S, S, 3])
         -> reconstruction, foreground [B, S, S, 3] float32 in [0, 1]
            and, as the variant has them, background [B, S, S, 3], mask [B, S, S, 1]
-    render(means: float32 [B, K, 2] normalised, covariances: float32 [B, K, 2, 2] symmetric positive definite,
+    render(means: float32 [B, K, 2] normalised, covariances: float32 [B, K, 2, 2] symmetric positive semidefinite,
            appearance: uint8 [B, S, S, 3])
         -> image (the rendering, eq. 7), foreground (, background, mask) as reconstruct
 
@@ -141,15 +141,18 @@ class InferenceModule:
         means = tf.ensure_shape(means, [None, k, 2], name=f"check_means_is_batch_{k}x2")
         covariances = tf.ensure_shape(covariances, [None, k, 2, 2], name=f"check_covariances_is_batch_{k}x2x2")
         appearance = to_model_range(self._checked(appearance, "appearance"))
-        # Eq. 2 inverts each covariance: NaN means or a matrix that is not symmetric positive definite would render
-        # NaN or nonsense without a word.
+        # Eq. 2 inverts each covariance: NaN means, or a matrix that is not a covariance, would render NaN or
+        # nonsense without a word. Singular ones are allowed: a part map on one pixel fits a zero covariance, and
+        # eq. 2 clamps the determinant (landmarks.precision_matrix), so the model's own outputs always render.
+        c00, c11, det = covariances[..., 0, 0], covariances[..., 1, 1], tf.linalg.det(covariances)
+        not_covariance = "render: covariances must be positive semidefinite"
         checks = [
             tf.debugging.assert_all_finite(means, "render: means must be finite"),
             tf.debugging.assert_all_finite(covariances, "render: covariances must be finite"),
             tf.debugging.assert_near(covariances, tf.linalg.matrix_transpose(covariances), rtol=1e-4, atol=1e-8,
                                      message="render: covariances must be symmetric"),
-            *(tf.debugging.assert_positive(value, message="render: covariances must be positive definite")
-              for value in (covariances[..., 0, 0], tf.linalg.det(covariances))),
+            tf.debugging.assert_non_negative(tf.minimum(c00, c11), message=not_covariance),
+            tf.debugging.assert_greater_equal(det, -1e-6 * c00 * c11, message=not_covariance),
         ]
         with tf.control_dependencies(checks):
             heatmaps = render_heatmaps(means, covariances, self.model.image_size)  # eq. 2

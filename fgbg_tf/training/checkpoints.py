@@ -46,13 +46,21 @@ def variable_paths(root: keras.layers.Layer) -> dict[str, keras.Variable]:
     """
     paths: dict[str, keras.Variable] = {}
     visited: set[int] = set()
+    placed: set[int] = set()
 
     def visit(value, prefix: str) -> None:
         if isinstance(value, keras.layers.Layer) and id(value) not in visited:
             visited.add(id(value))
-            # The variables the layer made itself (add_weight); its sublayers' are reached through its attributes.
+            # The variables the layer tracks itself; its sublayers' are reached through its attributes. A variable
+            # tracked twice (keras.layers.SpectralNormalization keeps its layer's kernel as its own) keeps the first
+            # place it is found at, which attribute order makes the same in every process.
             for variable in [*value._trainable_variables, *value._non_trainable_variables]:
-                paths.setdefault(prefix + variable.name, variable)
+                if id(variable) in placed:
+                    continue
+                if prefix + variable.name in paths:
+                    raise ValueError(f"two variables of {value.name} are both named {prefix + variable.name}")
+                paths[prefix + variable.name] = variable
+                placed.add(id(variable))
             for name, attribute in vars(value).items():
                 if not name.startswith("_"):
                     visit(attribute, f"{prefix}{name}/")
@@ -61,7 +69,6 @@ def variable_paths(root: keras.layers.Layer) -> dict[str, keras.Variable]:
                 visit(item, f"{prefix}{index}/")
 
     visit(root, "")
-    placed = {id(v) for v in paths.values()}
     unplaced = [v.path for v in root.variables if id(v) not in placed]
     if unplaced or len(paths) != len(root.variables):
         raise ValueError(f"cannot name every variable of {root.name} by its place: {unplaced[:3]} and "

@@ -93,3 +93,29 @@ def test_a_checkpoint_of_another_model_stops_the_search_at_once(tmp_path):
     with pytest.raises(CheckpointMismatch, match="ckpt-2 has no model/blocks/1/0/kernel"):
         restore_newest(RunState(_pair(extra=True)).restore, tmp_path)
     assert (tmp_path / "ckpt-2.index").is_file()  # not set aside: it reads, it belongs to another model
+
+
+@pytest.mark.parametrize("spectral_norm", ["release", "keras"])
+def test_every_variable_of_the_model_has_one_place(spectral_norm):
+    from fgbg_tf.model.factorized import FactorizedLandmarkModel
+
+    model = FactorizedLandmarkModel(4, 32, preset="small", spectral_norm=spectral_norm)
+    model.build_all()
+    paths = variable_paths(model)
+    assert len(paths) == len(model.variables) and {id(v) for v in paths.values()} == {id(v) for v in model.variables}
+    assert "pose_encoder/stem/0/conv/kernel" in paths
+
+
+def test_checkpoints_of_version_0_1_keyed_by_order_still_restore(tmp_path):
+    saved = _pair()
+    for i, variable in enumerate(saved.variables):
+        variable.assign(np.full(variable.shape, float(i + 1)))
+    step = tf.Variable(7, dtype=tf.int64)
+    by_order = {f"v{i:04d}": v.value for i, v in enumerate(saved.variables)}  # what fgbg_tf 0.1 wrote
+    old = tf.train.Checkpoint(model=tf.train.Checkpoint(**by_order), step=step)
+    prefix = tf.train.CheckpointManager(old, tmp_path, 1).save(checkpoint_number=7)
+    again, restored_step = _pair(), tf.Variable(0, dtype=tf.int64)
+    RunState(again, step=restored_step).restore(prefix)
+    assert int(restored_step.numpy()) == 7
+    for a, b in zip(again.variables, saved.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
