@@ -94,6 +94,9 @@ class LandmarkDataset(abc.ABC):
         self.image_size = config.image_size
         self.options = check_options(self.name, config.options, self.default_options)
         self.root = None
+        if not self.layout and config.data_dir:
+            raise DatasetError(f"{self.name} reads no folder, so data.data_dir (--data-dir) {config.data_dir} would be "
+                               "ignored; drop it, or name the dataset that lives there (--dataset)")
         if self.layout:
             if not config.data_dir:
                 raise DatasetError(f"{self.name} needs data.data_dir (--data-dir); {self.layout}")

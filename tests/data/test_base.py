@@ -15,3 +15,13 @@ def test_every_item_left_out_at_index_time_is_named_in_a_file_the_warning_points
     assert report_skipped("bbc", skipped) == path
     assert report_skipped("bbc", skipped[:3]) != path
     assert report_skipped("bbc", []) is None
+
+
+def test_a_data_dir_the_dataset_would_ignore_is_refused(tmp_path, capsys):
+    from fgbg_tf.train import main
+
+    # What a user trying their own images would type: before, this trained the synthetic dataset silently.
+    assert main(["--data-dir", str(tmp_path), "--output", str(tmp_path / "run")]) == 2
+    error = capsys.readouterr().err
+    assert f"synthetic reads no folder, so data.data_dir (--data-dir) {tmp_path} would be ignored" in error
+    assert not (tmp_path / "run").exists()
