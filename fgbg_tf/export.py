@@ -56,6 +56,8 @@ def main(argv=None) -> int:
         model, config, step = load_trained_model(args.checkpoint)
         regressor = load_regressor(args.regressor) if args.regressor else None
         size = model.image_size
+        # How the training images were made square: predict --framing should frame new ones the same way.
+        framing = {"framing": config.data.options["framing"]} if "framing" in config.data.options else {}
         if args.calibration_dir:
             calibration = folder_images(args.calibration_dir, size, args.num_calibration)
             evaluation = calibration[: args.num_evaluation]
@@ -63,7 +65,8 @@ def main(argv=None) -> int:
             calibration = dataset_images(config, 0, args.num_calibration)
             evaluation = dataset_images(config, 1, args.num_evaluation)
         report = export_model(model, args.output, args.formats, args.quantize, regressor, calibration, evaluation,
-                              metadata={"checkpoint": str(args.checkpoint), "checkpoint_step": step})
+                              metadata={"checkpoint": str(args.checkpoint), "checkpoint_step": step,
+                                        "dataset": config.data.name, **framing})
         print(format_report(report))
         print(f"report: {Path(args.output) / REPORT_FILE}")
 

@@ -35,7 +35,7 @@ def inputs(tmp_path_factory, tiny_export):
 
 
 def test_predict_folder_and_video_with_resize(inputs, tmp_path):
-    summary = predict(inputs["model"], inputs["folder"], tmp_path, resize=True, progress=False)
+    summary = predict(inputs["model"], inputs["folder"], tmp_path, framing="resize", progress=False)
     folder, faces = inputs["folder"], inputs["faces"]
     assert [s["source"] for s in summary["skipped"]] == [str(folder / "broken.jpg")]
     stills = [i for i in summary["items"] if i["frame"] is None]
@@ -72,7 +72,7 @@ def test_other_sizes_are_refused_without_resize_and_reported(inputs, tmp_path):
     summary = json.loads((tmp_path / "landmarks.json").read_text())
     refused = {Path(s["source"]).name: s["error"] for s in summary["skipped"]}
     assert set(refused) == {"broken.jpg", "clip.mp4", *inputs["faces"]}
-    assert "--resize" in refused["clip.mp4"] and "48x40" in refused["clip.mp4"]
+    assert "--framing resize" in refused["clip.mp4"] and "48x40" in refused["clip.mp4"]
     assert sorted(Path(i["source"]).name for i in summary["items"]) == ["a.png", "b.png"]
 
 
@@ -87,7 +87,7 @@ def test_inputs_sharing_a_stem_get_distinct_outputs_and_a_file_as_output_is_refu
 
 def test_original_pixel_mapping_aligns_pixel_centres():
     # The centre of a 32 px input (15.5) is the centre of an 80 px image (39.5); pixel 0's left edge stays.
-    np.testing.assert_allclose(to_original_pixels(np.array([[15.5, 15.5], [-0.5, -0.5]]), 32, (80, 80)),
+    np.testing.assert_allclose(to_original_pixels(np.array([[15.5, 15.5], [-0.5, -0.5]]), 32, (0, 0, 80, 80)),
                                [[39.5, 39.5], [-0.5, -0.5]])
 
 

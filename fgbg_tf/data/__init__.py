@@ -16,6 +16,7 @@ READERS = {
     "celeba": "fgbg_tf.data.celeba:CelebADataset",
     "kth": "fgbg_tf.data.kth:KTHDataset",
     "bair": "fgbg_tf.data.bair:BAIRDataset",
+    "images": "fgbg_tf.data.image_folder:ImageFolderDataset",
 }
 
 

@@ -82,8 +82,8 @@ class LandmarkDataset(abc.ABC):
     has_masks: bool = False
     # Whether train pairs come from other frames of a video (T_temp is possible).
     is_video: bool = False
-    # Split names of the regression protocol: fit on the first, report on the second.
-    regression_splits: tuple[str, str] = ("train", "test")
+    # Split names of the regression protocol: fit on the first, report on the second; () without annotations.
+    regression_splits: tuple[str, ...] = ("train", "test")
     # The data.options this reader takes, with their defaults; `self.options` is them updated with the config's.
     default_options: dict = {}
     # What data.data_dir must hold, quoted when it is missing; "" for readers that read no folder (`self.root`).

@@ -4,17 +4,25 @@ Every reader raises `MediaError` naming the file, so a caller can report a bad f
 and go on with the next one. Images are RGB uint8 [H, W, 3].
 
 Size policy (no silent resize): an image or frame whose size is not the model's
-S x S is refused unless the caller asks to resize (`fit_to_model(..., resize=True)`,
-`--resize` in `fgbg_tf.predict`). Resizing is the antialiased bilinear resize the
-datasets use for training crops, and `to_original_pixels` maps coordinates back with
-the same pixel-centre convention: x_original = (x + 0.5) * W / S - 0.5.
+S x S is refused unless the caller names a framing (`frame_image(..., framing)`,
+`--framing` in `fgbg_tf.predict`, `data.options.framing` of the `images` dataset):
+
+* "resize": the whole image squashed to S x S (its aspect ratio changes);
+* "centre_crop": the centred square of side min(H, W);
+* "pad": the image centred on a black square of side max(H, W);
+* [x, y, side, side]: that square of every image (a static camera's region of interest).
+
+The square is then resized with the antialiased bilinear resize the datasets use for
+training crops, and `to_original_pixels` maps coordinates back through the same box
+with the pixel-centre convention: x_original = box_x + (x + 0.5) * box_w / S - 0.5.
 
 Videos are written with OpenCV's "mp4v" codec (.mp4), which opencv-python-headless
 can encode here (H.264 / "avc1" cannot: no encoder in its FFmpeg build), falling
 back to Motion-JPEG in .avi.
 
 Example:
-    image, scale = fit_to_model(read_image("face.jpg"), 64, resize=True, source="face.jpg")
+    image, box = frame_image(read_image("street.jpg"), 64, "centre_crop", source="street.jpg")
+    points = to_original_pixels(landmarks_pixels, 64, box)
 """
 
 from __future__ import annotations
@@ -112,22 +120,63 @@ def video_fps(path: str | Path, default: float = 25.0) -> float:
     return fps if fps and np.isfinite(fps) and fps > 0 else default
 
 
-def fit_to_model(image: np.ndarray, size: int, resize: bool, source) -> tuple[np.ndarray, tuple[int, int]]:
-    """Returns (the S x S model input, original (height, width)); refuses another size unless `resize`."""
+FRAMINGS = ("resize", "centre_crop", "pad")
+
+
+def check_framing(framing, key: str = "framing") -> None:
+    """Raises MediaError unless `framing` is one of FRAMINGS or a square box [x, y, side, side] (side >= 1)."""
+    if framing in FRAMINGS:
+        return
+    box = framing if isinstance(framing, (list, tuple)) else None
+    if not (box and len(box) == 4 and all(isinstance(v, int) and not isinstance(v, bool) for v in box)
+            and box[2] == box[3] >= 1):
+        raise MediaError(f"{key} must be one of {list(FRAMINGS)} or a square box [x, y, side, side] of whole pixels, "
+                         f"got {framing!r}")
+
+
+def framing_box(height: int, width: int, framing, source) -> tuple[int, int, int, int]:
+    """The region (x, y, w, h) of an H x W image that becomes the model's input; it may reach outside the image
+    (padding). A box framing must lie inside the image."""
+    check_framing(framing)
+    if framing == "resize":
+        return 0, 0, width, height
+    if framing == "centre_crop":
+        side = min(height, width)
+        return (width - side) // 2, (height - side) // 2, side, side
+    if framing == "pad":
+        side = max(height, width)
+        return -((side - width) // 2), -((side - height) // 2), side, side
+    x, y, w, h = framing
+    if x < 0 or y < 0 or x + w > width or y + h > height:
+        raise MediaError(f"{source}: the framing box {list(framing)} does not fit in the {width}x{height} image")
+    return x, y, w, h
+
+
+def frame_image(image: np.ndarray, size: int, framing, source) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """Returns (the S x S model input, the box of the image it shows); framing None refuses another size."""
     height, width = image.shape[:2]
-    if (height, width) == (size, size):
-        return image, (height, width)
-    if not resize:
+    if framing is None:
+        if (height, width) == (size, size):
+            return image, (0, 0, size, size)
         raise MediaError(f"{source}: image is {width}x{height}, the model takes {size}x{size}; "
-                         "crop it to that size or pass --resize")
-    return resize_image(tf.constant(image), size).numpy(), (height, width)
+                         f"name a framing (--framing {' / '.join(FRAMINGS)} / x,y,side,side)")
+    box = x, y, w, h = framing_box(height, width, framing, source)
+    if box == (0, 0, size, size) and (height, width) == (size, size):
+        return image, box
+    # Pad (black) where the box reaches outside the image, then cut the box out.
+    left, top = max(0, -x), max(0, -y)
+    right, bottom = max(0, x + w - width), max(0, y + h - height)
+    padded = cv2.copyMakeBorder(image, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+    region = np.ascontiguousarray(padded[y + top:y + top + h, x + left:x + left + w])
+    return resize_image(tf.constant(region), size).numpy(), box
 
 
-def to_original_pixels(points: np.ndarray, size: int, original: tuple[int, int]) -> np.ndarray:
-    """Maps (x, y) pixel points [..., 2] of the S x S input to the original image (pixel centres aligned)."""
-    height, width = original
+def to_original_pixels(points: np.ndarray, size: int, box: tuple[int, int, int, int]) -> np.ndarray:
+    """Maps (x, y) pixel points [..., 2] of the S x S input to the image through the framing's box (pixel centres
+    aligned; `frame_image` returns the box)."""
+    x, y, width, height = box
     scale = np.array([width / size, height / size], np.float64)
-    return (np.asarray(points, np.float64) + 0.5) * scale - 0.5
+    return np.array([x, y], np.float64) + (np.asarray(points, np.float64) + 0.5) * scale - 0.5
 
 
 def overlay(image: np.ndarray, points: np.ndarray, keypoints: np.ndarray | None = None) -> np.ndarray:

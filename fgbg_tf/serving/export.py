@@ -130,6 +130,9 @@ def dataset_images(config, split_index: int, count: int) -> np.ndarray:
     from fgbg_tf.data import get_dataset
 
     dataset = get_dataset(config.data)
+    if not dataset.regression_splits:
+        raise ValueError(f"{config.data.name} has no evaluation split to calibrate and check the export on; "
+                         "name a folder of images with --calibration-dir")
     split = dataset.regression_splits[split_index]
     images = [np.asarray(e["image"]) for e in dataset.eval_split(split).take(4 * count).as_numpy_iterator()
               if bool(e.get("valid", True))]
@@ -140,12 +143,12 @@ def dataset_images(config, split_index: int, count: int) -> np.ndarray:
 
 def folder_images(folder: str | Path, size: int, count: int) -> np.ndarray:
     """Up to `count` images of a folder, resized to S x S (logged: calibration only needs statistics)."""
-    from fgbg_tf.data.media import MediaError, fit_to_model, image_files, read_image
+    from fgbg_tf.data.media import MediaError, frame_image, image_files, read_image
 
     images = []
     for path in image_files(folder)[:count]:
         try:
-            images.append(fit_to_model(read_image(path), size, resize=True, source=path)[0])
+            images.append(frame_image(read_image(path), size, "resize", source=path)[0])
         except MediaError as error:
             logger.warning("calibration: skipped %s", error)
     if not images:

@@ -25,7 +25,8 @@ from fgbg_tf.data.pipeline import to_uint8
 from fgbg_tf.data.media import (
     MediaError,
     VideoWriter,
-    fit_to_model,
+    check_framing,
+    frame_image,
     input_files,
     is_video,
     overlay,
@@ -108,18 +109,20 @@ class Results:
         self.skipped: list[dict] = []
         self.videos: list[dict] = []
 
-    def add(self, source: Path, frame: int | None, original: tuple[int, int], output: dict, index: int) -> dict:
+    def add(self, source: Path, frame: int | None, shape: tuple[int, int], box: tuple, output: dict,
+            index: int) -> dict:
         size = self.predictor.image_size
         item = {
             "source": str(source),
             "frame": frame,
-            "width": original[1],
-            "height": original[0],
-            "resized": original != (size, size),
-            "landmarks": to_original_pixels(output["means_pixels"][index], size, original).round(3).tolist(),
+            "width": shape[1],
+            "height": shape[0],
+            "resized": shape != (size, size) or tuple(box) != (0, 0, size, size),
+            "box": list(box),
+            "landmarks": to_original_pixels(output["means_pixels"][index], size, box).round(3).tolist(),
         }
         if "keypoints" in output:
-            item["keypoints"] = to_original_pixels(output["keypoints"][index], size, original).round(3).tolist()
+            item["keypoints"] = to_original_pixels(output["keypoints"][index], size, box).round(3).tolist()
         self.items.append(item)
         return item
 
@@ -141,7 +144,7 @@ class Results:
     def write(self, output_dir: Path) -> None:
         num_landmarks = len(self.items[0]["landmarks"]) if self.items else 0
         num_keypoints = len(self.items[0].get("keypoints", [])) if self.items else 0
-        header = ["source", "frame", "width", "height", "resized"]
+        header = ["source", "frame", "width", "height", "resized"]  # the framing's box is in landmarks.json
         header += [f"landmark{k}_{axis}" for k in range(num_landmarks) for axis in "xy"]
         header += [f"keypoint{j}_{axis}" for j in range(num_keypoints) for axis in "xy"]
         with open(output_dir / "landmarks.csv", "w", newline="") as handle:
@@ -162,11 +165,14 @@ class Results:
         (output_dir / "landmarks.json").write_text(json.dumps(summary, indent=1))
 
 
-def _prepare(image: np.ndarray, size: int, resize: bool, source, frame=None) -> tuple[np.ndarray, tuple[int, int]]:
-    fitted, original = fit_to_model(image, size, resize, source if frame is None else f"{source} frame {frame}")
-    if original != (size, size) and frame in (None, 0):
-        logger.info("%s: resized %dx%d -> %dx%d (--resize)", source, original[1], original[0], size, size)
-    return fitted, original
+def _prepare(image: np.ndarray, size: int, framing, source, frame=None) -> tuple[np.ndarray, tuple, tuple]:
+    """(the S x S input, the framing's box, the image's (height, width)); a framing is logged once per file."""
+    fitted, box = frame_image(image, size, framing, source if frame is None else f"{source} frame {frame}")
+    shape = image.shape[:2]
+    if shape != (size, size) and frame in (None, 0):
+        logger.info("%s: %dx%d framed by %s (box %s) -> %dx%d", source, shape[1], shape[0], framing, list(box),
+                    size, size)
+    return fitted, box, shape
 
 
 def output_names(files: list[Path]) -> dict[Path, str]:
@@ -177,11 +183,11 @@ def output_names(files: list[Path]) -> dict[Path, str]:
 
 
 def predict_image(predictor: Predictor, path: Path, name: str, output_dir: Path, results: Results,
-                  resize: bool) -> None:
+                  framing) -> None:
     image = read_image(path)
-    fitted, original = _prepare(image, predictor.image_size, resize, path)
+    fitted, box, shape = _prepare(image, predictor.image_size, framing, path)
     output = predictor.landmarks(fitted[None])
-    item = results.add(path, None, original, output, 0)
+    item = results.add(path, None, shape, box, output, 0)
     keypoints = np.array(item["keypoints"]) if "keypoints" in item else None
     write_image(output_dir / "overlays" / f"{name}.png", overlay(image, np.array(item["landmarks"]), keypoints))
     if predictor.factors:
@@ -190,7 +196,7 @@ def predict_image(predictor: Predictor, path: Path, name: str, output_dir: Path,
             write_image(output_dir / f"{factor}s" / f"{name}.png", to_uint8(factors[factor][0], low=0.0))
 
 
-def predict_video(predictor: Predictor, path: Path, name: str, output_dir: Path, results: Results, resize: bool,
+def predict_video(predictor: Predictor, path: Path, name: str, output_dir: Path, results: Results, framing,
                   progress: bool) -> None:
     size, fps, declared = predictor.image_size, video_fps(path), video_length(path)
     bar = keras.utils.Progbar(declared or None, unit_name="frame") if progress else None
@@ -201,8 +207,8 @@ def predict_video(predictor: Predictor, path: Path, name: str, output_dir: Path,
         fitted = np.stack([f for f, _, _ in frames])
         output = predictor.landmarks(fitted)
         factors = predictor.reconstruct(fitted, fitted) if predictor.factors else {}
-        for i, (_, original, image) in enumerate(frames):
-            item = results.add(path, count - len(frames) + i, original, output, i)
+        for i, (_, box, shape, image) in enumerate(frames):
+            item = results.add(path, count - len(frames) + i, shape, box, output, i)
             keypoints = np.array(item["keypoints"]) if "keypoints" in item else None
             shown = {"overlay": overlay(image, np.array(item["landmarks"]), keypoints)}
             shown.update({name: to_uint8(factors[name][i], low=0.0) for name in predictor.factors})
@@ -214,7 +220,7 @@ def predict_video(predictor: Predictor, path: Path, name: str, output_dir: Path,
 
     try:
         for image in video_frames(path):
-            frames.append((*_prepare(image, size, resize, path, count), image))
+            frames.append((*_prepare(image, size, framing, path, count), image))
             count += 1
             if len(frames) == VIDEO_CHUNK:
                 flush()
@@ -228,9 +234,15 @@ def predict_video(predictor: Predictor, path: Path, name: str, output_dir: Path,
             writer.close()
 
 
-def predict(model_path: str | Path, input_path: str | Path, output_dir: str | Path, resize: bool = False,
+def predict(model_path: str | Path, input_path: str | Path, output_dir: str | Path, framing=None,
             regressor_path: str | Path | None = None, progress: bool = True) -> dict:
-    """Runs the model on an image, a video or a folder of both; returns the JSON summary written."""
+    """Runs the model on an image, a video or a folder of both; returns the JSON summary written.
+
+    `framing` (data/media.py): None refuses inputs of another size than the model's, else "resize",
+    "centre_crop", "pad" or a box [x, y, side, side]; coordinates are mapped back through it.
+    """
+    if framing is not None:
+        check_framing(framing, "--framing")
     output_dir = Path(output_dir)
     if output_dir.exists() and not output_dir.is_dir():
         raise MediaError(f"--output {output_dir} is a file; name a folder (it is created if missing)")
@@ -245,9 +257,9 @@ def predict(model_path: str | Path, input_path: str | Path, output_dir: str | Pa
     for number, path in enumerate(files, 1):
         try:
             if is_video(path):
-                predict_video(predictor, path, names[path], output_dir, results, resize, progress and bar is None)
+                predict_video(predictor, path, names[path], output_dir, results, framing, progress and bar is None)
             else:
-                predict_image(predictor, path, names[path], output_dir, results, resize)
+                predict_image(predictor, path, names[path], output_dir, results, framing)
         except MediaError as error:
             results.skip(path, error)
         if bar is not None:
@@ -264,15 +276,15 @@ def predict(model_path: str | Path, input_path: str | Path, output_dir: str | Pa
 
 
 def transfer(model_path: str | Path, pose_path: str | Path, appearance_path: str | Path, output_dir: str | Path,
-             resize: bool = False) -> np.ndarray:
+             framing=None) -> np.ndarray:
     """Renders the pose of `pose_path` with the appearance and background of `appearance_path`.
 
     Returns the uint8 [S, S, 3] rendering, also written as `transfer.png` with a panel.
     """
     predictor = Predictor(model_path)
     size = predictor.image_size
-    pose, _ = _prepare(read_image(pose_path), size, resize, pose_path)
-    appearance, _ = _prepare(read_image(appearance_path), size, resize, appearance_path)
+    pose = _prepare(read_image(pose_path), size, framing, pose_path)[0]
+    appearance = _prepare(read_image(appearance_path), size, framing, appearance_path)[0]
     found = predictor.landmarks(pose[None])
     rendered = to_uint8(predictor.render(found["means"], found["covariances"], appearance[None])["image"][0], low=0.0)
     output_dir = Path(output_dir)
