@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from fgbg_tf.data.media import MediaError, VideoWriter, read_image, to_original_pixels, write_image
 from fgbg_tf.serving.module import SAVED_MODEL_DIR
-from fgbg_tf.predict import main
+from fgbg_tf.predict import main, parse_args
 from fgbg_tf.serving.predictor import Predictor, output_names, predict, transfer
 
 FACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces5pt" / "AFLW"
@@ -126,3 +126,21 @@ def test_a_truncated_video_reports_frames_read_against_declared(inputs, tmp_path
     out = capsys.readouterr()
     assert f"cut.avi: {entry['frames_read']} of 40 declared frames decoded" in out.err
     assert "1 video(s) shorter than declared" in out.out
+
+
+def test_framing_maps_landmarks_back_through_its_box(inputs, tmp_path):
+    from fgbg_tf.data.media import frame_image
+
+    image = np.random.default_rng(4).integers(0, 256, (40, 48, 3), dtype=np.uint8)
+    write_image(tmp_path / "in" / "wide.png", image)
+    assert main(["--model", str(inputs["model"]), "--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"),
+                 "--framing", "centre_crop", "--no-progress"]) == 0
+    (item,) = json.loads((tmp_path / "out" / "landmarks.json").read_text())["items"]
+    assert item["box"] == [4, 0, 40, 40] and (item["width"], item["height"]) == (48, 40) and item["resized"]
+    loaded = tf.saved_model.load(str(inputs["model"] / SAVED_MODEL_DIR))
+    square, box = frame_image(image, 32, "centre_crop", "wide.png")
+    means = loaded.signatures["landmarks"](images=tf.constant(square[None]))["means_pixels"].numpy()[0]
+    # The 40 px centre square starts at x = 4: x_original = 4 + (x + 0.5) * 40 / 32 - 0.5.
+    np.testing.assert_allclose(item["landmarks"], np.array([4, 0]) + (means + 0.5) * 40 / 32 - 0.5, atol=2e-3)
+    with pytest.raises(SystemExit):
+        parse_args(["--model", "m", "--input", "x", "--framing", "1,2,three,4"])

@@ -113,6 +113,9 @@ def render_heatmaps(mean: tf.Tensor, cov: tf.Tensor, image_size: int) -> tf.Tens
     p_yy = precision[..., 1, 1][..., None, None]
     dx, dy = dx[:, :, None, :], dy[:, :, :, None]  # [B, K, 1, W], [B, K, H, 1]
     distance = p_xx * dx * dx + p_xy * dx * dy + p_yy * dy * dy  # [B, K, H, W]
+    # A quadratic form of a covariance is >= 0; for a (near-)singular one, whose clamped determinant makes the
+    # precision huge, float32 cancellation can take it to -1 and the heatmap to inf. Only that rounding is removed.
+    distance = tf.maximum(distance, 0.0)
     return tf.transpose(1.0 / (1.0 + distance), [0, 2, 3, 1])
 
 

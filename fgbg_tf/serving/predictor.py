@@ -204,7 +204,7 @@ def predict_video(predictor: Predictor, path: Path, name: str, output_dir: Path,
     frames, count = [], 0
 
     def flush():
-        fitted = np.stack([f for f, _, _ in frames])
+        fitted = np.stack([f for f, _, _, _ in frames])
         output = predictor.landmarks(fitted)
         factors = predictor.reconstruct(fitted, fitted) if predictor.factors else {}
         for i, (_, box, shape, image) in enumerate(frames):

@@ -83,3 +83,12 @@ def test_heatmap_with_full_covariance_matches_direct_formula():
 
 def test_to_pixels_maps_grid_coordinates_to_pixel_indices():
     np.testing.assert_allclose(to_pixels(coordinate_grid(8), 8), np.arange(8), atol=1e-6)
+
+
+def test_heatmaps_of_a_singular_covariance_stay_in_unit_range():
+    # A part map on a diagonal line fits a singular covariance; eq. 2's clamped determinant then makes the
+    # precision ~1e10, and in a graph (as in training) float32 cancellation took the quadratic form to -1 on the
+    # line: 124 of 4 x 32 x 32 heatmap values were inf before the fix.
+    line = tf.constant(np.tile(np.float32([[0.01, 0.01], [0.01, 0.01]]), [1, 4, 1, 1]))
+    heatmaps = tf.function(render_heatmaps)(tf.zeros([1, 4, 2]), line, 32).numpy()
+    assert np.all(np.isfinite(heatmaps)) and heatmaps.min() >= 0.0 and heatmaps.max() <= 1.0
