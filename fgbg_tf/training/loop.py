@@ -1,13 +1,10 @@
 """The training loop behind `python -m fgbg_tf.train`: `train(config, output_dir)`.
 
-The output folder holds `config.yaml` (the resolved configuration), `checkpoints/`
-(tf.train.CheckpointManager; a run restarted on the same folder resumes exactly
-where its last checkpoint left it) and `logs/` (TensorBoard scalars and the
-paper's Figure 6 image grid).
-
-The loop owns everything that must stay consistent across an interruption (the
-run folder's checks, restore, the data position, logging and checkpointing, the cluster's failures); the step
-itself is `step.py`.
+The output folder holds `config.yaml` (the resolved configuration), `checkpoints/` (tf.train.CheckpointManager; a
+run restarted on the same folder resumes exactly where its last checkpoint left it) and `logs/` (TensorBoard scalars
+and the paper's Figure 6 image grid). The loop owns everything that must stay consistent across an interruption (the
+run folder's checks, restore, the data position, logging and checkpointing, the cluster's failures); the step itself
+is `step.py`.
 
 Example:
     history = train(load_config("synthetic"), "runs/synthetic")   # [{"step": 25, "loss": ...}, ...]
