@@ -71,6 +71,20 @@ class TPSConfig:
 
 
 @dataclasses.dataclass
+class SimilarityConfig:
+    """A random similarity of the whole frame before the views are made (augment/similarity.py): a deviation, off
+    (the release's) at the defaults; angles in radians, zoom > 1 enlarges, translation a fraction of the side."""
+
+    rotation: float = 0.0
+    zoom: tuple[float, float] = (1.0, 1.0)
+    translation: float = 0.0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.rotation or self.translation or self.zoom != (1.0, 1.0))
+
+
+@dataclasses.dataclass
 class DataConfig:
     """Which images a run reads and how the perturbed training views are made."""
 
@@ -83,6 +97,7 @@ class DataConfig:
     temporal_offset: tuple[int, int] = (3, 60)
     color_jitter: ColorJitterConfig = dataclasses.field(default_factory=ColorJitterConfig)
     tps: TPSConfig = dataclasses.field(default_factory=TPSConfig)
+    similarity: SimilarityConfig = dataclasses.field(default_factory=SimilarityConfig)
     # Dataset-specific settings (split lists, sizes of the synthetic set, ...).
     options: dict = dataclasses.field(default_factory=dict)
 
@@ -204,6 +219,12 @@ class Config:
         for key in ("rotation", "translation", "point_jitter", "margin"):
             if getattr(self.data.tps, key) < 0:
                 raise ConfigError(f"data.tps.{key} must be >= 0, got {getattr(self.data.tps, key)}")
+        similarity = self.data.similarity
+        if similarity.rotation < 0 or similarity.translation < 0 or not 0 < similarity.zoom[0] <= similarity.zoom[1]:
+            raise ConfigError(
+                "data.similarity: expected rotation >= 0, translation >= 0 and zoom [low, high] with 0 < low <= high, "
+                f"got {similarity.rotation}, {similarity.translation}, {list(similarity.zoom)}"
+            )
         # torchvision's ColorJitter ranges: factors in [max(0, 1 - v), 1 + v], the hue shift in [-v, v], v <= 0.5.
         jitter = self.data.color_jitter
         for key in ("brightness", "contrast", "saturation"):

@@ -1,6 +1,7 @@
 """From a reader's frame pairs to training batches of (target, pose, appearance).
 
 Per element (paper section 3.2; release section 1.1):
+    x          = S(frame)                    (data.similarity: a random similarity, off by default; a deviation)
     target     = x                           (clean frame)
     pose       = T_cj(x)                     (colour jitter only)
     appearance = T_temp(x) = partner frame   ("temporal")
@@ -23,11 +24,12 @@ import numpy as np
 import tensorflow as tf
 
 from fgbg_tf.augment.color_jitter import color_jitter
+from fgbg_tf.augment.similarity import random_similarity
 from fgbg_tf.augment.tps import random_tps_warp
 from fgbg_tf.config import Config, ConfigError
 from fgbg_tf.data.base import LandmarkDataset, Shard, element_seed
 
-_JITTER_SALT, _TPS_SALT = 11, 12
+_JITTER_SALT, _TPS_SALT, _SIMILARITY_SALT = 11, 12, 13
 
 
 def to_model_range(images: tf.Tensor) -> tf.Tensor:
@@ -50,6 +52,13 @@ def make_views(element: dict, config: Config) -> dict:
     """Builds the training views of one element; returns a batch of 1 or 2 examples."""
     seed, data = config.train.seed, config.data
     frame = tf.cast(element["frame"], tf.float32) / 255.0
+    partner = tf.cast(element["partner"], tf.float32) / 255.0
+    if data.similarity.enabled:
+        # One transform for the frame and its partner: they share a crop box (augment/similarity.py).
+        similarity_seed = element_seed(seed, element["index"], _SIMILARITY_SALT)
+        frame, partner = tf.unstack(
+            random_similarity(tf.stack([frame, partner]), similarity_seed, **dataclasses.asdict(data.similarity))
+        )
     jitter_seed = element_seed(seed, element["index"], _JITTER_SALT)
     pose = color_jitter(frame, jitter_seed, **dataclasses.asdict(data.color_jitter))
     appearances = []
@@ -57,7 +66,7 @@ def make_views(element: dict, config: Config) -> dict:
         tps_seed = element_seed(seed, element["index"], _TPS_SALT)
         appearances.append(random_tps_warp(frame, tps_seed, **dataclasses.asdict(data.tps)))
     if data.pose_perturbation in ("temporal", "both"):
-        appearances.append(tf.cast(element["partner"], tf.float32) / 255.0)
+        appearances.append(partner)
     copies = len(appearances)
     valid = tf.cast(element.get("valid", True), tf.float32)
     return {

@@ -1,0 +1,63 @@
+"""The frame similarity (augment/similarity.py): identity, where a point goes, and its random draw."""
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from fgbg_tf.augment.similarity import random_similarity, random_similarity_params, similarity_warp
+from fgbg_tf.config import ConfigError, load_config
+
+
+def _blob(size, centre, sigma=1.5):
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
+    blob = np.exp(-((xs - centre[0]) ** 2 + (ys - centre[1]) ** 2) / (2 * sigma**2))
+    return np.stack([blob] * 3, axis=-1)
+
+
+def _centroid(image):
+    weights = image[..., 0]
+    ys, xs = np.mgrid[0 : weights.shape[0], 0 : weights.shape[1]]
+    return np.array([(weights * xs).sum(), (weights * ys).sum()]) / weights.sum()
+
+
+def test_identity_returns_the_image():
+    image = np.random.default_rng(0).uniform(size=(2, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_allclose(similarity_warp(image, 0.0, 1.0, [0.0, 0.0]).numpy(), image, atol=1e-6)
+
+
+@pytest.mark.parametrize("angle, zoom, shift", [(0.3, 1.5, (3.0, -2.0)), (-0.5, 0.8, (0.0, 4.0)), (0.0, 2.0, (0.0, 0.0))])
+def test_a_point_moves_to_c_plus_zoom_rotation_plus_shift(angle, zoom, shift):
+    size, point = 64, np.array([24.0, 26.0])
+    moved = similarity_warp(_blob(size, point), angle, zoom, shift).numpy()
+    centre = (size - 1) / 2
+    rotation = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    expected = centre + zoom * rotation @ (point - centre) + np.array(shift)
+    np.testing.assert_allclose(_centroid(moved), expected, atol=0.05)
+
+
+def test_the_draw_is_a_pure_function_of_the_seed_and_within_its_ranges():
+    draws = [random_similarity_params(tf.constant([7, i]), 64, 0.25, (0.8, 1.6), 0.1) for i in range(200)]
+    angles, zooms, shifts = (np.array([d[k].numpy() for d in draws]) for k in range(3))
+    assert np.abs(angles).max() <= 0.25 and angles.std() > 0.1
+    assert 0.8 <= zooms.min() and zooms.max() <= 1.6
+    # log-uniform: the geometric middle (1.131) splits the draws in halves
+    assert 0.4 < np.mean(zooms < math.sqrt(0.8 * 1.6)) < 0.6
+    assert np.abs(shifts).max() <= 6.4 + 1e-5
+    again = random_similarity_params(tf.constant([7, 3]), 64, 0.25, (0.8, 1.6), 0.1)
+    assert [float(x.numpy().sum()) for x in again] == [float(x.sum()) for x in (angles[3], zooms[3], shifts[3])]
+
+
+def test_a_frame_and_its_partner_get_the_same_transform():
+    image = np.random.default_rng(1).uniform(size=(32, 32, 3)).astype(np.float32)
+    frame, partner = tf.unstack(random_similarity(np.stack([image, image]), tf.constant([1, 2]), 0.3, (1.0, 1.5), 0.1))
+    np.testing.assert_array_equal(frame.numpy(), partner.numpy())
+    assert np.abs(frame.numpy() - image).mean() > 0.05
+
+
+def test_bad_settings_are_refused_naming_the_key():
+    with pytest.raises(ConfigError, match="data.similarity"):
+        load_config("synthetic", overrides=["data.similarity.zoom=[1.5, 1.0]"])
+    assert not load_config("synthetic").data.similarity.enabled
+    assert load_config("synthetic", overrides=["data.similarity.rotation=0.1"]).data.similarity.enabled
