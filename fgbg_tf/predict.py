@@ -20,8 +20,10 @@ Output folder (default `predictions/`):
     NAME_overlay.mp4 (_mask, _background)   the same for a video, frame by frame
 NAME is the input's stem (face.jpg -> face), or stem_ext where two inputs share a stem (clip_avi, clip_mp4).
 
-Image size policy: the model takes S x S images. Another size is an error naming the
-file (the file is skipped and reported) unless --framing names how to make it square:
+Image size policy: the model takes S x S images. A model trained on the `images` dataset
+frames new images as its training images were (its data.options.framing, which export
+records). Otherwise another size is an error naming the file (the file is skipped and
+reported) unless --framing names how to make it square:
 "resize" (squash; --resize is short for it), "centre_crop" (the centred square),
 "pad" (black borders to a square) or X,Y,SIDE,SIDE (that square of every image, e.g. a
 static camera's region; use the framing the model was trained with). The square is
@@ -62,7 +64,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--output", default="predictions", help="output folder (default: predictions)")
     parser.add_argument("--framing", type=parse_framing,
                         help="how images of another size become S x S: resize, centre_crop, pad or X,Y,SIDE,SIDE "
-                             "(otherwise they are refused)")
+                             "(default: the model's training framing; without one they are refused)")
     parser.add_argument("--resize", action="store_const", const="resize", dest="framing",
                         help="the same as --framing resize")
     parser.add_argument("--regressor", help="keypoint regressor for a checkpoint model (.json/.npz)")

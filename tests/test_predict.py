@@ -144,3 +144,20 @@ def test_framing_maps_landmarks_back_through_its_box(inputs, tmp_path):
     np.testing.assert_allclose(item["landmarks"], np.array([4, 0]) + (means + 0.5) * 40 / 32 - 0.5, atol=2e-3)
     with pytest.raises(SystemExit):
         parse_args(["--model", "m", "--input", "x", "--framing", "1,2,three,4"])
+
+
+def test_the_framing_the_model_was_trained_with_is_the_default(inputs, tmp_path, caplog):
+    # An export of a run on the `images` dataset records its data.options.framing in the report beside the SavedModel.
+    model = tmp_path / "export"
+    shutil.copytree(inputs["model"], model)
+    report = json.loads((model / "export_report.json").read_text())
+    (model / "export_report.json").write_text(json.dumps({**report, "framing": "centre_crop"}))
+    write_image(tmp_path / "in" / "wide.png", np.random.default_rng(5).integers(0, 256, (40, 48, 3), dtype=np.uint8))
+    summary = predict(model, tmp_path / "in", tmp_path / "out", progress=False)
+    assert summary["items"][0]["box"] == [4, 0, 40, 40] and not summary["skipped"]
+    with caplog.at_level("WARNING", logger="fgbg_tf.predict"):
+        summary = predict(model, tmp_path / "in", tmp_path / "out2", framing="pad", progress=False)
+    assert summary["items"][0]["box"] == [0, -4, 48, 48]
+    assert "differs from the framing the model was trained with (centre_crop)" in caplog.text
+    # Without a recorded framing, a 48 x 40 image is still refused rather than silently framed.
+    assert predict(inputs["model"], tmp_path / "in", tmp_path / "out3", progress=False)["skipped"]

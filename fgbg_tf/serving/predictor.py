@@ -37,6 +37,7 @@ from fgbg_tf.data.media import (
     video_length,
     write_image,
 )
+from fgbg_tf.serving.export import REPORT_FILE
 from fgbg_tf.serving.module import SAVED_MODEL_DIR, InferenceModule
 
 logger = logging.getLogger("fgbg_tf.predict")
@@ -54,7 +55,8 @@ class Predictor:
             SavedModel carries its regressor in its `keypoints` signature).
 
     Attributes: `image_size` (S), `has_keypoints`, `factors` (which of "mask", "background"
-    the model's variant outputs).
+    the model's variant outputs), `framing` (how the training images were made square, from the
+    run's config or the export report beside the SavedModel; None where the dataset had no choice).
     Example: `Predictor("export/saved_model").landmarks(images)["means_pixels"]`.
     """
 
@@ -68,10 +70,12 @@ class Predictor:
             self._loaded = tf.saved_model.load(str(saved))
             self.functions = dict(self._loaded.signatures)
             self.image_size = int(self.functions["landmarks"].structured_input_signature[1]["images"].shape[1])
+            self.framing = _exported_framing(saved.parent / REPORT_FILE)
         else:
             from fgbg_tf.training.checkpoints import load_trained_model
 
-            model, _, _ = load_trained_model(path)
+            model, config, _ = load_trained_model(path)
+            self.framing = config.data.options.get("framing")
             regressor = None
             if regressor_path:
                 from fgbg_tf.evaluation.regression import load_regressor
@@ -98,6 +102,16 @@ class Predictor:
 
     def render(self, means: np.ndarray, covariances: np.ndarray, appearance: np.ndarray) -> dict:
         return self._run("render", means=means, covariances=covariances, appearance=appearance)
+
+
+def _exported_framing(report_path: Path):
+    """The framing `fgbg_tf.export` recorded beside the SavedModel, or None (no report, or none recorded)."""
+    if not report_path.is_file():
+        return None
+    try:
+        return json.loads(report_path.read_text()).get("framing")
+    except (json.JSONDecodeError, AttributeError) as error:
+        raise MediaError(f"{report_path} is not an export report (JSON object): {error}") from None
 
 
 class Results:
@@ -238,8 +252,9 @@ def predict(model_path: str | Path, input_path: str | Path, output_dir: str | Pa
             regressor_path: str | Path | None = None, progress: bool = True) -> dict:
     """Runs the model on an image, a video or a folder of both; returns the JSON summary written.
 
-    `framing` (data/media.py): None refuses inputs of another size than the model's, else "resize",
-    "centre_crop", "pad" or a box [x, y, side, side]; coordinates are mapped back through it.
+    `framing` (data/media.py): "resize", "centre_crop", "pad" or a box [x, y, side, side]; coordinates
+    are mapped back through it. None takes the model's own (`Predictor.framing`: the `images` dataset's
+    data.options.framing), and where it has none refuses inputs of another size than the model's.
     """
     if framing is not None:
         check_framing(framing, "--framing")
@@ -250,6 +265,14 @@ def predict(model_path: str | Path, input_path: str | Path, output_dir: str | Pa
     if not files:
         raise MediaError(f"--input {input_path} holds no image or video files")
     predictor = Predictor(model_path, regressor_path)
+    trained = predictor.framing
+    if framing is None and trained is not None:
+        framing = trained
+        logger.info("framing new images as the training images were: %s (from the model; --framing overrides)",
+                    framing)
+    elif framing is not None and trained is not None and _plain(framing) != _plain(trained):
+        logger.warning("--framing %s differs from the framing the model was trained with (%s): landmarks of "
+                       "differently framed images are not what it learnt", framing, trained)
     output_dir.mkdir(parents=True, exist_ok=True)
     results = Results(predictor, str(model_path))
     names = output_names(files)
@@ -292,3 +315,8 @@ def transfer(model_path: str | Path, pose_path: str | Path, appearance_path: str
     panel = np.concatenate([overlay(pose, found["means_pixels"][0]), appearance, rendered], axis=1)
     write_image(output_dir / "transfer_panel.png", panel)
     return rendered
+
+
+def _plain(framing):
+    """A framing as a comparable value: a name, or a box as a list of ints."""
+    return framing if isinstance(framing, str) else [int(v) for v in framing]
