@@ -1,7 +1,10 @@
 """Reading the user's images, folders and videos for prediction, and writing overlays.
 
 Every reader raises `MediaError` naming the file, so a caller can report a bad file
-and go on with the next one. Images are RGB uint8 [H, W, 3].
+and go on with the next one. Images are RGB uint8 [H, W, 3]. A JPEG whose data is
+corrupt decodes to garbage without an error; libjpeg only prints a warning on the
+process's stderr, so `read_image` collects what is printed there while it decodes
+and refuses the file when it is one of libjpeg's corrupt-data warnings.
 
 Size policy (no silent resize): an image or frame whose size is not the model's
 S x S is refused unless the caller names a framing (`frame_image(..., framing)`,
@@ -27,7 +30,10 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -72,14 +78,51 @@ def input_files(path: str | Path) -> list[Path]:
     return [path]
 
 
+# The starts of libjpeg's warnings for data that decoded wrongly (jerror.h: JWRN_EXTRANEOUS_DATA, JWRN_JPEG_EOF,
+# JWRN_HIT_MARKER, JWRN_MUST_RESYNC, JWRN_NOT_SEQUENTIAL, JWRN_HUFF_BAD_CODE); other notices pass through.
+CORRUPT_DATA_WARNINGS = ("Corrupt JPEG data", "Premature end of JPEG file", "Invalid SOS parameters")
+
+
+@contextlib.contextmanager
+def _native_stderr(collected: list[str]):
+    """Collects what native code prints on file descriptor 2 meanwhile, then writes it back to the real stderr.
+
+    A file, not a pipe, takes the output, so a writer can never block on it; anything another thread prints in
+    the window is forwarded unchanged. Meant for short calls on one thread (one image decode).
+    """
+    with tempfile.TemporaryFile() as capture:
+        saved = os.dup(2)
+        try:
+            os.dup2(capture.fileno(), 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            text = capture.read().decode("utf-8", "replace")
+        lines = text.splitlines()
+        collected.extend(lines)
+        passed = [line for line in lines if not line.startswith(CORRUPT_DATA_WARNINGS)]
+        if passed:
+            os.write(2, ("\n".join(passed) + "\n").encode())
+
+
 def read_image(path: str | Path) -> np.ndarray:
-    """RGB uint8 [H, W, 3] of an image file (grayscale expanded, alpha dropped)."""
+    """RGB uint8 [H, W, 3] of an image file (grayscale expanded, alpha dropped).
+
+    Raises `MediaError` for a missing or undecodable file and for a JPEG whose decoder warned of corrupt data.
+    """
     data = np.fromfile(str(path), np.uint8) if Path(path).is_file() else None
     if data is None:
         raise MediaError(f"{path}: no such file")
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    messages: list[str] = []
+    with _native_stderr(messages):
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if image is None:
         raise MediaError(f"{path}: not a readable image")
+    corrupt = [m for m in messages if m.startswith(CORRUPT_DATA_WARNINGS)]
+    if corrupt:
+        raise MediaError(f"{path}: corrupt image data ({corrupt[0].strip()}); it decodes to wrong pixels")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
