@@ -57,10 +57,10 @@ def similarity_warp(images: tf.Tensor, angle, zoom, shift) -> tf.Tensor:
     cos, sin = tf.cos(angle) / zoom, tf.sin(angle) / zoom
     cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
     px, py = cx + shift[:, 0], cy + shift[:, 1]
-    transforms = tf.stack(
-        [cos, sin, cx - (cos * px + sin * py), -sin, cos, cy - (-sin * px + cos * py), tf.zeros_like(cos), tf.zeros_like(cos)],
-        axis=1,
-    )
+    zero = tf.zeros_like(cos)
+    row_x = [cos, sin, cx - (cos * px + sin * py)]
+    row_y = [-sin, cos, cy + sin * px - cos * py]
+    transforms = tf.stack(row_x + row_y + [zero, zero], axis=1)
     moved = tf.raw_ops.ImageProjectiveTransformV3(
         images=images,
         transforms=transforms,
@@ -80,7 +80,8 @@ def random_similarity_params(seed, size: int, rotation: float, zoom, translation
     low, high = zoom
     if rotation < 0 or translation < 0 or not 0 < low <= high:
         raise ValueError(
-            f"expected rotation >= 0, translation >= 0 and 0 < zoom[0] <= zoom[1], got {rotation}, {translation}, {zoom}"
+            "expected rotation >= 0, translation >= 0 and 0 < zoom[0] <= zoom[1], "
+            f"got {rotation}, {translation}, {zoom}"
         )
     draws = tf.random.stateless_uniform([4], seed, minval=-1.0, maxval=1.0)
     angle = rotation * draws[0]

@@ -27,7 +27,8 @@ def test_identity_returns_the_image():
     np.testing.assert_allclose(similarity_warp(image, 0.0, 1.0, [0.0, 0.0]).numpy(), image, atol=1e-6)
 
 
-@pytest.mark.parametrize("angle, zoom, shift", [(0.3, 1.5, (3.0, -2.0)), (-0.5, 0.8, (0.0, 4.0)), (0.0, 2.0, (0.0, 0.0))])
+@pytest.mark.parametrize("angle, zoom, shift",
+                         [(0.3, 1.5, (3.0, -2.0)), (-0.5, 0.8, (0.0, 4.0)), (0.0, 2.0, (0.0, 0.0))])
 def test_a_point_moves_to_c_plus_zoom_rotation_plus_shift(angle, zoom, shift):
     size, point = 64, np.array([24.0, 26.0])
     moved = similarity_warp(_blob(size, point), angle, zoom, shift).numpy()
