@@ -16,13 +16,11 @@ import numpy as np
 import tensorflow as tf
 
 from fgbg_tf.model.factorized import FactorizedLandmarkModel
-from fgbg_tf.serving import FORMATS, QUANTIZATIONS
+from fgbg_tf.serving import FORMATS, QUANTIZATIONS, REPORT_FILE
 from fgbg_tf.serving.module import SAVED_MODEL_DIR, InferenceModule, keras_landmarks, run_per_image, save_saved_model
 from fgbg_tf.serving.tflite import convert_tflite, run_tflite, tflite_name
 
 logger = logging.getLogger("fgbg_tf.export")
-
-REPORT_FILE = "export_report.json"
 
 
 def time_signature(function, images: np.ndarray) -> tuple[dict, float]:

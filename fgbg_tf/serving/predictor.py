@@ -37,7 +37,7 @@ from fgbg_tf.data.media import (
     video_length,
     write_image,
 )
-from fgbg_tf.serving.export import REPORT_FILE
+from fgbg_tf.serving import REPORT_FILE
 from fgbg_tf.serving.module import SAVED_MODEL_DIR, InferenceModule
 
 logger = logging.getLogger("fgbg_tf.predict")
