@@ -84,27 +84,29 @@ CORRUPT_DATA_WARNINGS = ("Corrupt JPEG data", "Premature end of JPEG file", "Inv
 
 
 @contextlib.contextmanager
-def _native_stderr(collected: list[str]):
-    """Collects what native code prints on file descriptor 2 meanwhile, then writes it back to the real stderr.
+def _corrupt_data_warnings():
+    """Yields a list that receives libjpeg's corrupt-data warnings printed on file descriptor 2 meanwhile.
 
-    A file, not a pipe, takes the output, so a writer can never block on it; anything another thread prints in
-    the window is forwarded unchanged. Meant for short calls on one thread (one image decode).
+    A file, not a pipe, takes the output, so a writer can never block on it; every other line printed in the window
+    (by this call or another thread) is written back to the real stderr unchanged. Meant for short calls on one
+    thread (one image decode).
     """
+    warnings: list[str] = []
     with tempfile.TemporaryFile() as capture:
         saved = os.dup(2)
         try:
             os.dup2(capture.fileno(), 2)
-            yield
+            yield warnings
         finally:
             os.dup2(saved, 2)
             os.close(saved)
             capture.seek(0)
-            text = capture.read().decode("utf-8", "replace")
-        lines = text.splitlines()
-        collected.extend(lines)
-        passed = [line for line in lines if not line.startswith(CORRUPT_DATA_WARNINGS)]
-        if passed:
-            os.write(2, ("\n".join(passed) + "\n").encode())
+            lines = capture.read().decode("utf-8", "replace").splitlines()
+    passed = []
+    for line in lines:
+        (warnings if line.startswith(CORRUPT_DATA_WARNINGS) else passed).append(line)
+    if passed:
+        os.write(2, ("\n".join(passed) + "\n").encode())
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -115,12 +117,10 @@ def read_image(path: str | Path) -> np.ndarray:
     data = np.fromfile(str(path), np.uint8) if Path(path).is_file() else None
     if data is None:
         raise MediaError(f"{path}: no such file")
-    messages: list[str] = []
-    with _native_stderr(messages):
+    with _corrupt_data_warnings() as corrupt:
         image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if image is None:
         raise MediaError(f"{path}: not a readable image")
-    corrupt = [m for m in messages if m.startswith(CORRUPT_DATA_WARNINGS)]
     if corrupt:
         raise MediaError(f"{path}: corrupt image data ({corrupt[0].strip()}); it decodes to wrong pixels")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)

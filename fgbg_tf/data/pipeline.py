@@ -51,22 +51,23 @@ def to_uint8(images, low: float = -1.0) -> np.ndarray:
 def make_views(element: dict, config: Config) -> dict:
     """Builds the training views of one element; returns a batch of 1 or 2 examples."""
     seed, data = config.train.seed, config.data
-    frame = tf.cast(element["frame"], tf.float32) / 255.0
-    partner = tf.cast(element["partner"], tf.float32) / 255.0
+    # The partner is only a view of its own under temporal perturbation (for still images it is the frame).
+    temporal = data.pose_perturbation in ("temporal", "both")
+    frames = tf.cast(tf.stack([element["frame"], element["partner"]] if temporal else [element["frame"]]), tf.float32)
+    frames = frames / 255.0
     if data.similarity.enabled:
         # One transform for the frame and its partner: they share a crop box (augment/similarity.py).
         similarity_seed = element_seed(seed, element["index"], _SIMILARITY_SALT)
-        frame, partner = tf.unstack(
-            random_similarity(tf.stack([frame, partner]), similarity_seed, **dataclasses.asdict(data.similarity))
-        )
+        frames = random_similarity(frames, similarity_seed, **dataclasses.asdict(data.similarity))
+    frame = frames[0]
     jitter_seed = element_seed(seed, element["index"], _JITTER_SALT)
     pose = color_jitter(frame, jitter_seed, **dataclasses.asdict(data.color_jitter))
     appearances = []
     if data.pose_perturbation in ("tps", "both"):
         tps_seed = element_seed(seed, element["index"], _TPS_SALT)
         appearances.append(random_tps_warp(frame, tps_seed, **dataclasses.asdict(data.tps)))
-    if data.pose_perturbation in ("temporal", "both"):
-        appearances.append(partner)
+    if temporal:
+        appearances.append(frames[1])
     copies = len(appearances)
     valid = tf.cast(element.get("valid", True), tf.float32)
     return {

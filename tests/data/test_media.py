@@ -74,5 +74,5 @@ def test_a_jpeg_with_corrupt_data_is_refused_naming_the_decoders_warning(tmp_pat
     assert read_image(clean).shape == (80, 80, 3)
     with pytest.raises(MediaError, match=r"corrupt.jpg: corrupt image data \(Corrupt JPEG data: "):
         read_image(tmp_path / "corrupt.jpg")
-    # The warning is consumed, not echoed; anything else printed meanwhile still reaches stderr.
+    # The warning is consumed into the error, not echoed on stderr as well.
     assert "Corrupt JPEG data" not in capfd.readouterr().err
