@@ -122,6 +122,9 @@ class ModelConfig:
     # MaskNet's and BGNet's output convolutions start at zero (mask 0.5 everywhere, flat background), so neither can
     # render the figure before the foreground decoder does; a deviation from the release (docs/training.md, run E).
     zero_heads: bool = False
+    # The mask is sigmoid(mask_temperature x logit); 1 is the release. Larger values let each update move the mask
+    # further, so it binarises sooner (a deviation, docs/training.md); the start is sigmoid(T x mask_bias).
+    mask_temperature: float = 1.0
     # Sub-networks whose widths come from another preset, e.g. {mask: release, background: release}.
     subnetworks: dict = dataclasses.field(default_factory=dict)
 
@@ -196,6 +199,7 @@ class Config:
             raise ConfigError(f"data.temporal_offset must be [low, high] with 1 <= low <= high, got {[lo, hi]}")
         _positive("model.num_landmarks", self.model.num_landmarks)
         _positive("model.fixed_covariance", self.model.fixed_covariance)
+        _positive("model.mask_temperature", self.model.mask_temperature)
         _positive("train.batch_size", self.train.batch_size)
         _positive("train.learning_rate", self.train.learning_rate)
         _positive("train.max_steps", self.train.max_steps)

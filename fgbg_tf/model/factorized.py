@@ -49,6 +49,9 @@ class FactorizedLandmarkModel(EagerBuild, keras.Model):
         zero_heads: MaskNet's and BGNet's output convolutions start with zero kernels, so the mask starts at one
             value everywhere and the background flat: neither branch can render the figure before the foreground
             decoder does (a deviation, see README and docs/training.md).
+        mask_temperature: the mask is sigmoid(mask_temperature x MaskNet's logit); 1 is the release. Above 1 each
+            update moves the mask further (Adam's steps are the same size in the parameters), so it leaves the
+            soft middle sooner (a deviation, see docs/training.md); the initial mask is sigmoid(T x mask_bias).
         subnetworks: {network: preset} taking single sub-networks' widths from another preset.
 
     Call: `model({"pose": P, "appearance": Q}, training=...)` returns a dict with
@@ -70,6 +73,7 @@ class FactorizedLandmarkModel(EagerBuild, keras.Model):
         spectral_norm: str = "release",
         mask_bias: float | None = None,
         zero_heads: bool = False,
+        mask_temperature: float = 1.0,
         subnetworks: dict | None = None,
         **kwargs,
     ):
@@ -83,6 +87,9 @@ class FactorizedLandmarkModel(EagerBuild, keras.Model):
         self.covariance, self.fixed_covariance = covariance, fixed_covariance
         self.low_res_mask = low_res_mask
         self.spectral_norm, self.mask_bias, self.zero_heads = spectral_norm, mask_bias, zero_heads
+        if not mask_temperature > 0:
+            raise ValueError(f"mask_temperature must be > 0, got {mask_temperature}")
+        self.mask_temperature = float(mask_temperature)
         self.subnetworks = dict(subnetworks or {})
         widths = architecture(preset, num_landmarks, low_res_mask, self.subnetworks)
         dtype = self.dtype_policy
@@ -149,7 +156,7 @@ class FactorizedLandmarkModel(EagerBuild, keras.Model):
     def _mask(self, heatmaps):
         logits, _ = self.mask_net(tf.cast(heatmaps, self.compute_dtype))
         logits = resize_bilinear(tf.cast(logits, tf.float32), self.image_size, self.image_size)
-        return tf.sigmoid(logits)
+        return tf.sigmoid(self.mask_temperature * logits)
 
     def _background(self, images):
         background, _ = self.background_net(tf.cast(images, self.compute_dtype))
@@ -180,6 +187,7 @@ class FactorizedLandmarkModel(EagerBuild, keras.Model):
             "spectral_norm": self.spectral_norm,
             "mask_bias": self.mask_bias,
             "zero_heads": self.zero_heads,
+            "mask_temperature": self.mask_temperature,
             "subnetworks": self.subnetworks,
         }
 
@@ -197,6 +205,7 @@ def build_model(model_config, image_size: int, precision: str = "float32") -> Fa
         spectral_norm=model_config.spectral_norm,
         mask_bias=model_config.mask_bias,
         zero_heads=model_config.zero_heads,
+        mask_temperature=model_config.mask_temperature,
         subnetworks=model_config.subnetworks,
         dtype=precision,
     )

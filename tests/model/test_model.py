@@ -80,6 +80,22 @@ def test_zero_heads_start_with_a_constant_mask_and_background():
     assert clone.zero_heads and clone.mask_bias == -1.0
 
 
+def test_mask_temperature_scales_the_logit_of_the_same_weights():
+    # sigmoid(T x logit): with the zero-head start the logit is the bias, so the mask is sigmoid(4 x -0.5) = 0.12 ...
+    hot = FactorizedLandmarkModel(4, 32, preset="small", zero_heads=True, mask_bias=-0.5, mask_temperature=4.0)
+    pose, appearance = images(seed=5), images(seed=6)
+    np.testing.assert_allclose(hot({"pose": pose, "appearance": appearance})["mask"], 1 / (1 + np.exp(2.0)), atol=1e-6)
+    # ... and with any weights, the mask of T = 4 is the T = 1 mask's logit times 4.
+    cold = FactorizedLandmarkModel(4, 32, preset="small", zero_heads=False).build_all()
+    warm = FactorizedLandmarkModel.from_config({**cold.get_config(), "mask_temperature": 4.0}).build_all()
+    warm.set_weights(cold.get_weights())
+    one = cold({"pose": pose, "appearance": appearance})["mask"].numpy()
+    four = warm({"pose": pose, "appearance": appearance})["mask"].numpy()
+    logit = np.log(one / (1 - one))
+    np.testing.assert_allclose(four, 1 / (1 + np.exp(-4 * logit)), atol=1e-5)
+    assert np.std(one) > 1e-3  # a mask that answers the input, so the comparison can fail
+
+
 def test_spectral_norm_vectors_start_as_unit_vectors():
     # PyTorch starts u and v as unit vectors. When Keras built the model by tracing call() symbolically first, the
     # normalising assign in SpectralConv2D.build ran in that throwaway graph and u, v kept their raw random draw.
