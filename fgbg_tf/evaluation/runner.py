@@ -124,24 +124,39 @@ def run_split(
     )
 
 
-def factorisation_report(model, arrays: dict, batch_size: int = 32, max_frames: int | None = None) -> dict | None:
+def make_renderer(model, image_size: int):
+    """A tf.function from uint8 (pose, appearance) images [B, S, S, 3] to the model's "background" and, for the full
+    variant, "mask" [B, S, S] (float32); traced once, so a training loop can score a probe every few steps cheaply."""
+    spec = tf.TensorSpec([None, image_size, image_size, 3], tf.uint8)
+
+    @tf.function(input_signature=[spec, spec])
+    def render(pose, appearance):
+        outputs = model({"pose": to_model_range(pose), "appearance": to_model_range(appearance)}, training=False)
+        return {"background": outputs["background"],
+                **({"mask": outputs["mask"][..., 0]} if "mask" in outputs else {})}
+
+    return render
+
+
+def factorisation_report(model, arrays: dict, batch_size: int = 32, max_frames: int | None = None,
+                         render=None) -> dict | None:
     """The fg/bg metrics on frames with known masks and backgrounds (the embedded `synthetic` set).
 
     Each frame is rendered with its temporal partner as the appearance image, as in
     training, and scored by `factorisation_scores`. None for the baseline, which has
-    neither a mask nor a background.
+    neither a mask nor a background. `render`: the model's `make_renderer`, when the caller keeps one.
     """
     if model.variant == "baseline":
         return None
+    render = render or make_renderer(model, arrays["image"].shape[1])
     count = len(arrays["image"]) if max_frames is None else min(max_frames, len(arrays["image"]))
     masks, backgrounds = [], []
     for start in range(0, count, batch_size):
         part = slice(start, min(start + batch_size, count))
-        outputs = model({"pose": to_model_range(arrays["image"][part]),
-                         "appearance": to_model_range(arrays["partner"][part])}, training=False)
+        outputs = render(arrays["image"][part], arrays["partner"][part])
         backgrounds.append(outputs["background"].numpy())
         if "mask" in outputs:
-            masks.append(outputs["mask"].numpy()[..., 0])
+            masks.append(outputs["mask"].numpy())
     return factorisation_scores(np.concatenate(masks) if masks else None, np.concatenate(backgrounds),
                                 {k: v[:count] for k, v in arrays.items()})
 

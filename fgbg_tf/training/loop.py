@@ -30,7 +30,7 @@ from fgbg_tf.config import Config, ConfigError, config_from_dict
 from fgbg_tf.data import DatasetError, get_dataset
 from fgbg_tf.data.pipeline import check_views, training_batches
 from fgbg_tf.data.skipped_frames import SkippedFrames
-from fgbg_tf.evaluation.runner import factorisation_report
+from fgbg_tf.evaluation.runner import factorisation_report, make_renderer
 from fgbg_tf.evaluation.summaries import log_figure6
 from fgbg_tf.model.factorized import build_model
 from fgbg_tf.training.checkpoints import CheckpointError, RunState, restore_newest
@@ -201,6 +201,7 @@ def train(config: Config, output_dir: str | Path, strategy=None, progress: bool 
         arrays = dataset.factorisation_split("train")
         picks = np.random.default_rng(0).choice(len(arrays["image"]), min(32, len(arrays["image"])), replace=False)
         probe = {k: v[np.sort(picks)] for k, v in arrays.items()}
+        render = make_renderer(model, config.data.image_size)  # one trace, not an eager pass at every log step
     train_step = make_train_step(model, loss_fn, optimizer, strategy, config, global_batch_size, step)
     writer = tf.summary.create_file_writer(str(output_dir / "logs")) if chief else tf.summary.create_noop_writer()
     skipped = SkippedFrames(dataset.num_train_items)
@@ -251,7 +252,7 @@ def train(config: Config, output_dir: str | Path, strategy=None, progress: bool 
                         tf.summary.scalar(name if "/" in name else f"loss/{name}", value)
                     tf.summary.scalar("speed/images_per_second", images_per_second)
                     if probe is not None:
-                        for name, value in factorisation_report(model, probe).items():
+                        for name, value in factorisation_report(model, probe, render=render).items():
                             if name != "frames":
                                 tf.summary.scalar(f"factorisation/{name}", value)
             if chief and (current % config.train.image_every == 0 or current == config.train.max_steps):
