@@ -121,8 +121,8 @@ class LandmarkDataset(abc.ABC):
         return self.regression_splits
 
 
-def report_skipped(dataset: str, skipped: list[tuple[str, str]]) -> Path | None:
-    """Logs how many items a reader left out at index time and the first few; writes every one, with its reason, to a
+def report_skipped(dataset: str, skipped: list[tuple[str, str]], when: str = "at index time") -> Path | None:
+    """Logs how many items a reader left out (`when`: at index time, or when decoding) and the first few; writes every one, with its reason, to a
     file whose path the warning names (returned; None when nothing was left out).
 
     The file is named by its content (`<temp>/fgbg_tf-left-out/<dataset>-<digest>.txt`), so the same data indexed
@@ -136,8 +136,8 @@ def report_skipped(dataset: str, skipped: list[tuple[str, str]]) -> Path | None:
     path = folder / f"{dataset}-{hashlib.sha256(text.encode()).hexdigest()[:16]}.txt"
     path.write_text(text)
     first = "; ".join(f"{source} ({reason})" for source, reason in skipped[:5])
-    log.warning("%s: %d items (frames, segments or videos) left out at index time, e.g. %s; all of them: %s",
-                dataset, len(skipped), first, path)
+    log.warning("%s: %d items (frames, segments or videos) left out %s, e.g. %s; all of them: %s",
+                dataset, len(skipped), when, first, path)
     return path
 
 

@@ -7,7 +7,7 @@ runs the decoding of each element in a one-element dataset whose errors are drop
 length and order whatever the files contain.
 
 Example:
-    frames = map_or_invalid(paths, lambda e: {**e, "image": read_jpeg(e["path"], 80, 80)},
+    frames = map_or_invalid(paths, lambda e: {**e, "image": tf.io.decode_jpeg(tf.io.read_file(e["path"]))},
                             lambda e: {**e, "image": tf.zeros([80, 80, 3], tf.uint8)})
 """
 
@@ -18,23 +18,9 @@ from typing import Callable
 import tensorflow as tf
 
 
-
-def read_jpeg(path, height: int, width: int):
-    """uint8 [height, width, 3] pixels of a JPEG file; raises (in-graph) on any other content or size.
-
-    Grayscale JPEGs are expanded to 3 channels. Meant to run inside `map_or_invalid`.
-    """
-    image = tf.io.decode_jpeg(tf.io.read_file(path), channels=3)
-    shape = tf.shape(image)
-    # An image of another size is not the file the annotations describe: refuse it rather than resize it.
-    tf.debugging.assert_equal(shape[:2], tf.constant([height, width]), message="unexpected image size")
-    with tf.control_dependencies([shape]):
-        return tf.ensure_shape(image, [height, width, 3])
-
-
 def resize_image(image, size: int):
-    """Bilinear resize of uint8 [H, W, 3] to [size, size, 3], antialiased when shrinking (as PIL does)."""
-    if image.shape[0] == size and image.shape[1] == size:
+    """Bilinear resize of uint8 [(B,) H, W, 3] to [(B,) size, size, 3], antialiased when shrinking (as PIL does)."""
+    if image.shape[-3] == size and image.shape[-2] == size:
         return image
     resized = tf.image.resize(tf.cast(image, tf.float32), [size, size], method="bilinear", antialias=True)
     return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)

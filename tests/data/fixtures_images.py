@@ -42,6 +42,21 @@ def write_jpeg(path: Path, image: np.ndarray) -> Path:
     return path
 
 
+def write_corrupted_jpeg(path: Path) -> Path:
+    """A smooth JPEG with 40 bytes of its entropy-coded data scrambled: it decodes without an error, to wrong pixels
+    (libjpeg only warns "Corrupt JPEG data: premature end of data segment" on stderr). Returns the
+    clean original, written beside it as clean.jpg."""
+    rows, columns = np.indices((80, 80))
+    image = np.stack([rows * 3, columns * 3, (rows + columns) % 256], -1).astype(np.uint8)
+    encoded = bytearray(cv2.imencode(".jpg", cv2.GaussianBlur(image, (9, 9), 3))[1].tobytes())
+    clean = path.with_name("clean.jpg")
+    clean.write_bytes(bytes(encoded))
+    middle = len(encoded) // 2
+    encoded[middle : middle + 40] = bytes((b * 37 + 11) % 256 for b in encoded[middle : middle + 40])
+    path.write_bytes(bytes(encoded))
+    return clean
+
+
 def faces5pt_keypoints(index: int) -> np.ndarray:
     """float [5, 2] (x, y) of fake face `index`: a distinct, in-crop layout per face."""
     base = np.array([[28.0, 32.0], [52.0, 32.0], [40.0, 44.0], [30.0, 56.0], [50.0, 56.0]])

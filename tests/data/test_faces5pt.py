@@ -12,7 +12,14 @@ import tensorflow as tf
 from fgbg_tf.config import DataConfig
 from fgbg_tf.data.base import DatasetError
 from fgbg_tf.data.faces5pt import Faces5ptDataset
-from tests.data.fixtures_images import blob_image, centroid, make_faces5pt, write_faces5pt_list, write_jpeg
+from tests.data.fixtures_images import (
+    blob_image,
+    centroid,
+    make_faces5pt,
+    write_corrupted_jpeg,
+    write_faces5pt_list,
+    write_jpeg,
+)
 
 REAL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "faces5pt"
 
@@ -42,7 +49,9 @@ def test_keypoints_follow_the_resize_pixel_centre_convention(tmp_path):
 def test_full_size_keeps_pixels_and_coordinates(tmp_path):
     entries = make_faces5pt(tmp_path, num_train=2, num_test=1)
     faces = collect(reader(tmp_path, size=80).eval_split("test"))
-    expected = tf.io.decode_jpeg(tf.io.read_file(str(tmp_path / entries["test"][0][0])), channels=3).numpy()
+    # The accurate IDCT (PIL's, and so the release's), not TensorFlow's default fast one.
+    encoded = tf.io.read_file(str(tmp_path / entries["test"][0][0]))
+    expected = tf.io.decode_jpeg(encoded, channels=3, dct_method="INTEGER_ACCURATE").numpy()
     np.testing.assert_array_equal(faces[0]["image"], expected)
     np.testing.assert_allclose(faces[0]["keypoints"], entries["test"][0][1], atol=1e-5)
 
@@ -119,21 +128,32 @@ def test_bad_annotations_are_skipped_and_reported(tmp_path, caplog):
     assert listed == [f"{source}\t{reason}" for source, reason in faces.skipped]
 
 
-def test_unreadable_files_become_invalid_elements_in_place(tmp_path):
-    entries = make_faces5pt(tmp_path, num_train=5, num_test=1)
+def test_unreadable_files_become_invalid_elements_in_place(tmp_path, caplog):
+    entries = make_faces5pt(tmp_path, num_train=6, num_test=1)
     paths = [tmp_path / name for name, _ in entries["train"]]
+    write_corrupted_jpeg(paths[5])  # scrambled middle bytes: decodes without an error, to wrong pixels
     data = paths[1].read_bytes()
     paths[1].write_bytes(data[: len(data) // 2])  # truncated
     paths[2].write_bytes(b"\xff\xd8\xff" + b"not a jpeg" * 20 + b"\xff\xd9")  # corrupt
     write_jpeg(paths[3], blob_image(64, 64, (30, 30)))  # not the 80x80 crop the annotations describe
     faces = reader(tmp_path)
     paths[4].unlink()  # vanished after indexing
-    frames = collect(faces.eval_split("train"))
-    assert [bool(f["valid"]) for f in frames] == [True, False, False, False, False]
+    with caplog.at_level(logging.WARNING):
+        frames = collect(faces.eval_split("train"))
+    assert [bool(f["valid"]) for f in frames] == [True, False, False, False, False, False]
     assert [f["source"].decode() for f in frames] == [str(p) for p in paths]
+    # Each is reported with its reason once, when the split is decoded.
+    assert "faces5pt-train: 5 items (frames, segments or videos) left out when decoding" in caplog.text
+    listed = Path(caplog.text.rsplit("all of them: ", 1)[1].split()[0]).read_text().splitlines()
+    reasons = dict(line.split("\t") for line in listed)
+    assert reasons[str(paths[1])] == "not a readable image"
+    assert reasons[str(paths[2])] == "not a readable image"
+    assert reasons[str(paths[3])] == "64x64 pixels, expected the 80x80 crop"
+    assert reasons[str(paths[4])] == "no such file"
+    assert reasons[str(paths[5])].startswith("corrupt image data (Corrupt JPEG data: ")
     for frame in frames[1:]:
         assert not frame["image"].any()
-    stream = collect(faces.train_pairs(seed=0, start=0), 5)
+    stream = collect(faces.train_pairs(seed=0, start=0), 6)
     invalid = sorted(e["source"].decode() for e in stream if not e["valid"])
     assert invalid == sorted(str(p) for p in paths[1:])
     assert all(not e["frame"].any() for e in stream if not e["valid"])

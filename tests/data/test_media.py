@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from fgbg_tf.data.media import MediaError, check_framing, frame_image, to_original_pixels
+from tests.data.fixtures_images import write_corrupted_jpeg
 
 
 def _numbered(height, width):
@@ -51,26 +52,10 @@ def test_without_a_framing_another_size_is_refused():
     assert framed is image and box == (0, 0, 32, 32)
 
 
-def _corrupted_jpeg(path):
-    """A smooth JPEG with 40 bytes of its entropy-coded data scrambled: it decodes without an error, to wrong pixels
-    (libjpeg only warns "Corrupt JPEG data: premature end of data segment" on stderr)."""
-    import cv2
-
-    rows, columns = np.indices((80, 80))
-    image = np.stack([rows * 3, columns * 3, (rows + columns) % 256], -1).astype(np.uint8)
-    encoded = bytearray(cv2.imencode(".jpg", cv2.GaussianBlur(image, (9, 9), 3))[1].tobytes())
-    clean = path.with_name("clean.jpg")
-    clean.write_bytes(bytes(encoded))
-    middle = len(encoded) // 2
-    encoded[middle : middle + 40] = bytes((b * 37 + 11) % 256 for b in encoded[middle : middle + 40])
-    path.write_bytes(bytes(encoded))
-    return clean
-
-
 def test_a_jpeg_with_corrupt_data_is_refused_naming_the_decoders_warning(tmp_path, capfd):
     from fgbg_tf.data.media import read_image
 
-    clean = _corrupted_jpeg(tmp_path / "corrupt.jpg")
+    clean = write_corrupted_jpeg(tmp_path / "corrupt.jpg")
     assert read_image(clean).shape == (80, 80, 3)
     with pytest.raises(MediaError, match=r"corrupt.jpg: corrupt image data \(Corrupt JPEG data: "):
         read_image(tmp_path / "corrupt.jpg")
