@@ -53,12 +53,13 @@ def main(argv=None) -> int:
     import_tensorflow()
     from fgbg_tf.data import DatasetError
     from fgbg_tf.evaluation.runner import evaluate_checkpoint
+    from fgbg_tf.training.checkpoints import CheckpointError
 
     def body():
         evaluate_checkpoint(args.checkpoint, args.dataset, args.data_dir, args.output, args.max_frames,
                             args.batch_size, args.num_images, args.log_dir, args.untrained)
 
-    return run_command(body, {(ConfigError, DatasetError, FileNotFoundError): 2})
+    return run_command(body, {(ConfigError, DatasetError, FileNotFoundError, CheckpointError): 2})
 
 
 if __name__ == "__main__":

@@ -84,6 +84,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     import_tensorflow()
     from fgbg_tf.serving.predictor import predict, transfer
+    from fgbg_tf.training.checkpoints import CheckpointError
 
     def body():
         if args.transfer:
@@ -97,7 +98,7 @@ def main(argv=None) -> int:
               f"{len(summary['skipped'])} file(s) skipped{shortfall}")
         return 0 if summary["items"] else 1
 
-    return run_command(body, {(FileNotFoundError, ValueError): 2})
+    return run_command(body, {(FileNotFoundError, ValueError, CheckpointError): 2})
 
 
 if __name__ == "__main__":

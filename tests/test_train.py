@@ -50,7 +50,7 @@ def test_output_folder_of_a_different_model_or_data_stream_is_refused(tiny_confi
     # Another data stream: other videos, or another order, would not continue the run's checkpoint either.
     tiny_config.data.options = {**tiny_config.data.options, "train_videos": 3}
     tiny_config.train.seed = 5
-    with pytest.raises(ConfigError, match=r"data.options: .*; train.seed: 0 in the run, 5 now"):
+    with pytest.raises(ConfigError, match=r"data.options.train_videos: 2 in the run, 3 now; train.seed: 0 in the run"):
         prepare_output(tmp_path, tiny_config)
     tiny_config.data.options = {**tiny_config.data.options, "train_videos": 2}
     tiny_config.train.seed = 0
@@ -105,18 +105,25 @@ def test_interrupts_nan_losses_and_failed_saves_keep_a_consistent_last_checkpoin
     tiny_config.model.variant = "baseline"  # what is saved when does not depend on the variant; it traces 2x faster
     run, checkpoints = tmp_path / "run", tmp_path / "run" / "checkpoints"
 
-    # Ctrl-C (or SIGTERM, which the command line turns into it) after step 3's update: the checkpoint it saves
-    # holds exactly 3 updates, so a resume neither repeats nor skips one.
-    class InterruptedAtStep3(loop.SkippedFrames):
-        calls = 0
+    # Ctrl-C (or SIGTERM, which the command line turns into it) right after step 3's update, before the loop has
+    # read the step counter: the checkpoint it saves holds exactly 3 updates under the number 3, so a resume neither
+    # repeats nor skips one.
+    class Interrupt:
+        def __float__(self):
+            raise KeyboardInterrupt
 
-        def add(self, batch):
-            InterruptedAtStep3.calls += 1
-            if InterruptedAtStep3.calls == 3:
-                raise KeyboardInterrupt
-            super().add(batch)
+    def interrupted_at_step3(model, *args):
+        real = make_train_step(model, *args)
+        step = args[-1]
 
-    monkeypatch.setattr(loop, "SkippedFrames", InterruptedAtStep3)
+        def train_step(batch):
+            results = real(batch)
+            return {**results, "loss": Interrupt()} if int(step.numpy()) == 3 else results
+
+        return train_step
+
+    make_train_step = loop.make_train_step
+    monkeypatch.setattr(loop, "make_train_step", interrupted_at_step3)
     with pytest.raises(KeyboardInterrupt):
         train(tiny_config, run, progress=False)
     assert _checkpoint_counts(checkpoints) == {2: (2, 2), 3: (3, 3)}
@@ -137,7 +144,6 @@ def test_interrupts_nan_losses_and_failed_saves_keep_a_consistent_last_checkpoin
 
         return train_step
 
-    make_train_step = loop.make_train_step
     monkeypatch.setattr(loop, "make_train_step", poisoned_at_step5)
     with pytest.raises(FloatingPointError, match="loss is nan at step 5; nothing was saved after it"):
         train(tiny_config, run, progress=False)

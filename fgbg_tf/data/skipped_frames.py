@@ -15,13 +15,14 @@ class SkippedFrames:
     """Collects the frames a reader could not decode, reports them once per epoch, and stops a run that has none.
 
     A training set whose frames are all unreadable would otherwise train to the end on zero-weight batches (loss 0,
-    exit code 0): `add` raises DatasetError when the first `first_batches` batches, or a whole epoch, hold no
-    readable frame.
+    exit code 0): `add` raises DatasetError when the first `first_batches` batches (or all `steps` of a shorter
+    run), or a whole epoch, hold no readable frame.
     """
 
-    def __init__(self, epoch_size: int, first_batches: int = 10):
+    def __init__(self, epoch_size: int, first_batches: int = 10, steps: int | None = None):
         self.epoch_size = epoch_size
-        self.first_batches = first_batches
+        # A run of fewer steps (`steps`: those it will train) is judged on all of them, not let through to exit 0.
+        self.first_batches = first_batches if steps is None else min(first_batches, steps)
         self.epoch = None
         self.sources: list[str] = []
         self.batches = self.readable = self.readable_in_epoch = 0

@@ -37,6 +37,10 @@ class SyntheticDataset(LandmarkDataset):
         super().__init__(config)
         if not 32 <= config.image_size <= 128:
             raise DatasetError(f"data.image_size: synthetic renders 32 to 128 px, got {config.image_size}")
+        for name, value in self.options.items():  # before any rendering, named as the user wrote them
+            low = 0 if name == "seed" else 1
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise DatasetError(f"data.options.{name} must be an integer >= {low}, got {value!r}")
         frames = self.options["frames_per_video"]
         if config.temporal_offset[0] > frames - 1:
             raise DatasetError(

@@ -197,7 +197,9 @@ def evaluate_checkpoint(
             f"evaluate one of {sorted(PROTOCOLS)}"
         )
     reader = get_dataset(data)
-    model, config, step = load_trained_model(prefix, initial=untrained)
+    model, config, step = load_trained_model(checkpoint, initial=untrained)
+    if Path(checkpoint).is_dir() and not untrained:
+        prefix = str(Path(prefix).with_name(f"ckpt-{step}"))  # the newest that reads (fgbg_tf.train numbers by step)
     model.trainable = False
     protocol = PROTOCOLS[data.name]
     size = data.image_size

@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from pathlib import Path
@@ -19,7 +20,7 @@ import keras
 import tensorflow as tf
 import yaml
 
-from fgbg_tf.config import Config, config_from_dict
+from fgbg_tf.config import Config, ConfigError, config_from_dict
 from fgbg_tf.model.factorized import FactorizedLandmarkModel, build_model
 
 logger = logging.getLogger(__name__)
@@ -152,6 +153,13 @@ class RunState:
                                      f"({len(extra)} such variable(s))")
 
 
+def checkpoint_numbers(folder: Path) -> list[int]:
+    """The N of every `ckpt-N.index` in `folder`, newest first: what is there, whatever the `checkpoint` state
+    file (which a crash can leave damaged) says."""
+    return sorted((int(m.group(1)) for p in Path(folder).glob("ckpt-*.index")
+                   if (m := re.fullmatch(r"ckpt-(\d+)\.index", p.name))), reverse=True)
+
+
 def restore_newest(restore, folder: Path, set_aside: bool = True) -> str | None:
     """Restores the newest checkpoint in `folder` that reads, by calling `restore(prefix)` (e.g.
     `RunState.restore`); returns its prefix, or None when there is none.
@@ -162,10 +170,8 @@ def restore_newest(restore, folder: Path, set_aside: bool = True) -> str | None:
     it. Raises CheckpointError when checkpoints exist and none reads, and CheckpointMismatch at once for one that
     reads but belongs to another model (the older ones would too).
     """
-    found = sorted((int(m.group(1)) for p in folder.glob("ckpt-*.index")
-                    if (m := re.fullmatch(r"ckpt-(\d+)\.index", p.name))), reverse=True)
     failures = []
-    for number in found:
+    for number in checkpoint_numbers(folder):
         prefix = folder / f"ckpt-{number}"
         try:
             restore(str(prefix))
@@ -192,9 +198,10 @@ def resolve_checkpoint(path: str | Path) -> tuple[Path, str]:
     path = Path(path)
     if path.is_dir():
         folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
-        prefix = tf.train.latest_checkpoint(str(folder))
-        if prefix is None:
+        numbers = checkpoint_numbers(folder)
+        if not numbers:
             raise FileNotFoundError(f"no checkpoint in {folder} (expected ckpt-N.index files written by fgbg_tf.train)")
+        prefix = str(folder / f"ckpt-{numbers[0]}")
     elif Path(f"{path}.index").is_file():
         prefix = str(path)
     else:
@@ -211,13 +218,18 @@ def load_run_config(path: str | Path) -> tuple[Config, Path, str]:
     config_path = run / "config.yaml"
     if not config_path.is_file():
         raise FileNotFoundError(f"{config_path} is missing: it records the model the checkpoint {prefix} belongs to")
-    return config_from_dict(yaml.safe_load(config_path.read_text())), run, prefix
+    try:
+        return config_from_dict(yaml.safe_load(config_path.read_text())), run, prefix
+    except (yaml.YAMLError, ConfigError) as error:
+        raise ConfigError(f"{config_path} is not a readable fgbg_tf config ({error}); it records the model of "
+                          f"{prefix}: restore it from a copy or retrain") from None
 
 
 def load_trained_model(path: str | Path, initial: bool = False) -> tuple[FactorizedLandmarkModel, Config, int]:
     """Builds the run's model in float32 and restores its weights; returns (model, config, step).
 
-    With `initial=True` the model keeps the weights the run started from (its seeded
+    From a folder, the newest checkpoint that reads: a damaged newest one (a crash during its write) is named in a
+    warning and skipped. With `initial=True` the model keeps the weights the run started from (its seeded
     initialisation, step 0): the reference against which training is judged.
     """
     config, _, prefix = load_run_config(path)
@@ -228,5 +240,10 @@ def load_trained_model(path: str | Path, initial: bool = False) -> tuple[Factori
         return model, config, 0
     step = tf.Variable(0, dtype=tf.int64)
     # Only the model is needed; the optimizer's slots in the checkpoint are left unread.
-    RunState(model, step=step).restore(prefix, partial=True)
+    restore = functools.partial(RunState(model, step=step).restore, partial=True)
+    if Path(path).is_dir():
+        # A run folder means its newest checkpoint that reads; a reader never renames a run's files.
+        restore_newest(restore, Path(prefix).parent, set_aside=False)
+    else:
+        restore(prefix)
     return model, config, int(step)

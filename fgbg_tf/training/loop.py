@@ -63,7 +63,7 @@ def _must_match(key: str) -> bool:
 def _flatten(values: dict, prefix: str = "") -> dict:
     flat = {}
     for key, value in values.items():
-        if isinstance(value, dict) and key != "options" and key != "subnetworks":
+        if isinstance(value, dict) and value and key != "subnetworks":
             flat.update(_flatten(value, f"{prefix}{key}."))
         else:
             flat[f"{prefix}{key}"] = value
@@ -204,7 +204,7 @@ def train(config: Config, output_dir: str | Path, strategy=None, progress: bool 
         render = make_renderer(model, config.data.image_size)  # one trace, not an eager pass at every log step
     train_step = make_train_step(model, loss_fn, optimizer, strategy, config, global_batch_size, step)
     writer = tf.summary.create_file_writer(str(output_dir / "logs")) if chief else tf.summary.create_noop_writer()
-    skipped = SkippedFrames(dataset.num_train_items)
+    skipped = SkippedFrames(dataset.num_train_items, steps=config.train.max_steps - start)
     # A progress bar on a terminal; otherwise (a log file, --no-progress) a plain line every train.log_every steps.
     interactive = progress and chief and sys.stdout.isatty()
     bar = keras.utils.Progbar(config.train.max_steps, stateful_metrics=["loss", "img/s"]) if interactive else None
@@ -278,6 +278,9 @@ def train(config: Config, output_dir: str | Path, strategy=None, progress: bool 
         # Whatever stops the loop (the end, Ctrl-C, an error), keep the work done so far, unless it is broken
         # (a non-finite loss) or cannot be saved (a cluster whose peers no longer answer: saving is collective).
         try:
+            # The counter moves with the update in one graph call: an interrupt that lands after the call but
+            # before `current` is read must not save step N's weights under N - 1.
+            current = int(step.numpy())
             if healthy and not cluster and current > last_saved:
                 save_checkpoint(manager, current)
         finally:

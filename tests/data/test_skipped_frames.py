@@ -23,3 +23,8 @@ def test_a_training_set_without_readable_frames_stops_the_run():
         later.add(batch(indices, readable))
     with pytest.raises(DatasetError, match="epoch 1"):
         later.add(batch([8, 9], True))
+    # A run shorter than first_batches is judged on all its steps, not let through to exit code 0.
+    short = SkippedFrames(epoch_size=100, first_batches=10, steps=2)
+    short.add(batch([0, 1], False))
+    with pytest.raises(DatasetError, match="first 2 batches"):
+        short.add(batch([2, 3], False))

@@ -168,6 +168,9 @@ def test_bad_split_sizes_name_the_argument(name):
     [
         ("data.image_size=144", "synthetic renders 32 to 128 px, got 144"),
         ("data.temporal_offset=[70, 90]", "synthetic videos have 64 frames .* at most 63 frames apart"),
+        ("data.options={seed: -1}", r"data.options.seed must be an integer >= 0, got -1"),
+        ("data.options={train_videos: 2.5}", r"data.options.train_videos must be an integer >= 1, got 2.5"),
+        ("data.options={test_videos: 0}", r"data.options.test_videos must be an integer >= 1, got 0"),
     ],
 )
 def test_the_reader_refuses_what_it_cannot_render_before_rendering(override, message):

@@ -119,3 +119,31 @@ def test_checkpoints_of_version_0_1_keyed_by_order_still_restore(tmp_path):
     assert int(restored_step.numpy()) == 7
     for a, b in zip(again.variables, saved.variables):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_a_run_folder_loads_its_newest_checkpoint_that_reads_and_renames_nothing(tiny_run, tmp_path, caplog):
+    import shutil
+
+    from fgbg_tf.config import ConfigError
+    from fgbg_tf.training.checkpoints import load_trained_model
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    model, _, step = load_trained_model(run)
+    assert step == 2
+    # An older checkpoint with other weights, then the crash: a damaged state file and a truncated newest checkpoint.
+    moved = model.variables[0].numpy() + 1.0
+    model.variables[0].assign(moved)
+    older = RunState(model, step=tf.Variable(1, dtype=tf.int64)).checkpoint
+    tf.train.CheckpointManager(older, run / "checkpoints", 5).save(checkpoint_number=1)
+    (run / "checkpoints" / "checkpoint").write_text("garbage {")
+    for part in (run / "checkpoints").glob("ckpt-2.data*"):
+        part.write_bytes(b"xx")
+    files = sorted(p.name for p in (run / "checkpoints").iterdir())
+    again, _, step = load_trained_model(run)
+    assert step == 1 and "ckpt-2 does not read" in caplog.text
+    np.testing.assert_array_equal(again.variables[0].numpy(), moved)
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == files  # evaluate and export only read
+    (run / "config.yaml").write_text("model: [")
+    with pytest.raises(ConfigError, match=r"(?s)run/config.yaml is not a readable fgbg_tf config \(.*retrain"):
+        load_trained_model(run)
