@@ -39,6 +39,7 @@ import tensorflow as tf
 from fgbg_tf.config import DataConfig
 from fgbg_tf.data.base import FACIAL_POINTS, Shard, DatasetError, LandmarkDataset, report_skipped, shuffled_items
 from fgbg_tf.data.image_files import map_or_invalid
+from fgbg_tf.data.media import decode_image
 
 OPTIONS = {"tfds_data_dir": None}
 HEIGHT, WIDTH = 218, 178
@@ -181,7 +182,9 @@ class CelebADataset(LandmarkDataset):
         size = self.image_size
 
         def decode(element):
-            image = tf.io.decode_jpeg(element["encoded"], channels=3)
+            # OpenCV's decoder, whose corrupt-data warnings make the frame invalid (tf.io.decode_jpeg decodes such
+            # data silently to wrong pixels), with the accurate IDCT of PIL and so of the release.
+            image = tf.numpy_function(_decode_jpeg, [element["encoded"]], tf.uint8, stateful=False)
             tf.debugging.assert_equal(tf.shape(image)[:2], tf.constant([HEIGHT, WIDTH]), message="unexpected size")
             return {"image": crop_image(tf.ensure_shape(image, [HEIGHT, WIDTH, 3]), size), "valid": tf.constant(True)}
 
@@ -246,6 +249,10 @@ class CelebADataset(LandmarkDataset):
         decode, invalid = self._decoders()
         keep_labels = lambda fn: lambda e: {**fn(e), "keypoints": e["keypoints"], "source": e["source"]}
         return map_or_invalid(frames, keep_labels(decode), keep_labels(invalid))
+
+
+def _decode_jpeg(data: bytes) -> np.ndarray:
+    return decode_image(np.frombuffer(data, np.uint8), "a CelebA image record")
 
 
 def _read_partition(path: Path) -> dict[str, int]:

@@ -34,6 +34,7 @@ import contextlib
 import logging
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import Iterator
 
@@ -83,13 +84,17 @@ def input_files(path: str | Path) -> list[Path]:
 CORRUPT_DATA_WARNINGS = ("Corrupt JPEG data", "Premature end of JPEG file", "Invalid SOS parameters")
 
 
+# File descriptor 2 is the process's: one decode at a time may take it, whichever thread (tf.data's) asks.
+_STDERR_LOCK = threading.Lock()
+
+
 @contextlib.contextmanager
 def _corrupt_data_warnings():
     """Yields a list that receives libjpeg's corrupt-data warnings printed on file descriptor 2 meanwhile.
 
     A file, not a pipe, takes the output, so a writer can never block on it; every other line printed in the window
-    (by this call or another thread) is written back to the real stderr unchanged. Meant for short calls on one
-    thread (one image decode).
+    (by this call or another thread) is written back to the real stderr unchanged. Meant for short calls (one image
+    decode); `decode_image` holds `_STDERR_LOCK` around it so that concurrent decodes are told apart.
     """
     warnings: list[str] = []
     with tempfile.TemporaryFile() as capture:
@@ -109,21 +114,28 @@ def _corrupt_data_warnings():
         os.write(2, ("\n".join(passed) + "\n").encode())
 
 
+def decode_image(data: np.ndarray, source: str | Path) -> np.ndarray:
+    """RGB uint8 [H, W, 3] of an encoded image's bytes (uint8 [N]); safe to call from several threads at once.
+
+    Raises `MediaError` naming `source` for undecodable data and for a JPEG whose decoder warned of corrupt data.
+    """
+    with _STDERR_LOCK, _corrupt_data_warnings() as corrupt:
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        raise MediaError(f"{source}: not a readable image")
+    if corrupt:
+        raise MediaError(f"{source}: corrupt image data ({corrupt[0].strip()}); it decodes to wrong pixels")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """RGB uint8 [H, W, 3] of an image file (grayscale expanded, alpha dropped).
 
     Raises `MediaError` for a missing or undecodable file and for a JPEG whose decoder warned of corrupt data.
     """
-    data = np.fromfile(str(path), np.uint8) if Path(path).is_file() else None
-    if data is None:
+    if not Path(path).is_file():
         raise MediaError(f"{path}: no such file")
-    with _corrupt_data_warnings() as corrupt:
-        image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if image is None:
-        raise MediaError(f"{path}: not a readable image")
-    if corrupt:
-        raise MediaError(f"{path}: corrupt image data ({corrupt[0].strip()}); it decodes to wrong pixels")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return decode_image(np.fromfile(str(path), np.uint8), path)
 
 
 def video_length(path: str | Path) -> int:

@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from fgbg_tf.data.base import Shard, DatasetError, LandmarkDataset, element_seed, partner_frame, shuffled_items
+from fgbg_tf.data.media import MediaError, decode_image
 
 
 # JPEG start-of-image / end-of-image markers. Inside entropy-coded data 0xFF is
@@ -82,12 +83,11 @@ def _read_crop(path: bytes, corner: np.ndarray, crop_size: np.int64):
         data = Path(path.decode()).read_bytes()
         if not is_complete_jpeg(data):
             return crop, False
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    except (OSError, cv2.error):
+        # A frame with corrupt JPEG data (which decodes without an error, to wrong pixels) is invalid too.
+        image = decode_image(np.frombuffer(data, np.uint8), path.decode())
+    except (OSError, cv2.error, MediaError):
         return crop, False
-    if image is None:
-        return crop, False
-    paste_window(image[..., ::-1], corner, crop)
+    paste_window(image, corner, crop)
     return crop, True
 
 

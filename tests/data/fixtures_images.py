@@ -42,19 +42,24 @@ def write_jpeg(path: Path, image: np.ndarray) -> Path:
     return path
 
 
+def corrupted_jpeg(height: int = 80, width: int = 80) -> tuple[bytes, bytes]:
+    """(clean, corrupt) JPEG bytes of a smooth image; the corrupt copy has 40 bytes of its entropy-coded data
+    scrambled: it decodes without an error, to wrong pixels (libjpeg only warns "Corrupt JPEG data: premature end of
+    data segment" on stderr)."""
+    rows, columns = np.indices((height, width))
+    image = np.stack([rows * 3 % 256, columns * 3 % 256, (rows + columns) % 256], -1).astype(np.uint8)
+    clean = cv2.imencode(".jpg", cv2.GaussianBlur(image, (9, 9), 3))[1].tobytes()
+    corrupt, middle = bytearray(clean), len(clean) // 2
+    corrupt[middle : middle + 40] = bytes((b * 37 + 11) % 256 for b in corrupt[middle : middle + 40])
+    return clean, bytes(corrupt)
+
+
 def write_corrupted_jpeg(path: Path) -> Path:
-    """A smooth JPEG with 40 bytes of its entropy-coded data scrambled: it decodes without an error, to wrong pixels
-    (libjpeg only warns "Corrupt JPEG data: premature end of data segment" on stderr). Returns the
-    clean original, written beside it as clean.jpg."""
-    rows, columns = np.indices((80, 80))
-    image = np.stack([rows * 3, columns * 3, (rows + columns) % 256], -1).astype(np.uint8)
-    encoded = bytearray(cv2.imencode(".jpg", cv2.GaussianBlur(image, (9, 9), 3))[1].tobytes())
-    clean = path.with_name("clean.jpg")
-    clean.write_bytes(bytes(encoded))
-    middle = len(encoded) // 2
-    encoded[middle : middle + 40] = bytes((b * 37 + 11) % 256 for b in encoded[middle : middle + 40])
-    path.write_bytes(bytes(encoded))
-    return clean
+    """Writes `corrupted_jpeg()`'s corrupt 80x80 image at `path` and its clean original beside it as clean.jpg."""
+    clean, corrupt = corrupted_jpeg()
+    path.with_name("clean.jpg").write_bytes(clean)
+    path.write_bytes(corrupt)
+    return path.with_name("clean.jpg")
 
 
 def faces5pt_keypoints(index: int) -> np.ndarray:

@@ -12,6 +12,7 @@ from fgbg_tf.config import DataConfig
 from fgbg_tf.data.base import DatasetError
 from fgbg_tf.data.bbc import BBCPoseDataset
 from fgbg_tf.data.video_frames import crop_coordinates, frame_coordinates
+from tests.data.fixtures_images import write_corrupted_jpeg
 from tests.data.fixtures_video import bbc_joints, marker, truncate, write_bbc
 
 ODD = [1, 3, 5, 7, 9, 11, 13, 15]
@@ -106,7 +107,7 @@ def test_temporal_partners_are_2_to_3_annotated_frames_away_in_frame_ts_box(root
         assert np.array_equal(a["partner"], b["partner"])
 
 
-def test_truncated_and_garbage_frames_are_invalid_not_fatal(root):
+def test_truncated_garbage_and_corrupt_frames_are_invalid_not_fatal(root, capfd):
     truncate(root / "1" / "3.jpg")
     (root / "16" / "5.jpg").write_bytes(b"\xff\xd8not a jpeg at all\xff\xd9")
     reader = BBCPoseDataset(_config(root))
@@ -114,6 +115,10 @@ def test_truncated_and_garbage_frames_are_invalid_not_fatal(root):
     assert not test[0]["valid"] and test[0]["image"].max() == 0
     assert test[0]["source"].decode().endswith("16/5.jpg")
     assert test[1]["valid"]
+    write_corrupted_jpeg(root / "16" / "1.jpg")  # complete, decodes without an error, to wrong pixels
+    corrupt = _as_list(reader.eval_split("test"))[1]
+    assert not corrupt["valid"] and corrupt["image"].max() == 0 and corrupt["source"].decode().endswith("16/1.jpg")
+    assert "Corrupt JPEG data" not in capfd.readouterr().err  # taken as the frame's verdict, not printed
     bad = [e for e in _as_list(reader.train_pairs(seed=1, start=0).take(48)) if not e["valid"]]
     assert bad, "frame 1/3.jpg is in the stream, as t or as a partner"
     for element in bad:

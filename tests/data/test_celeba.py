@@ -116,3 +116,19 @@ def test_missing_or_mismatched_files_fail_clearly(built, tmp_path):
     (shuffled / "list_landmarks_align_celeba.txt").write_text("\n".join(lines[:2] + rotated) + "\n")
     with pytest.raises(DatasetError, match="record order"):
         reader(shuffled)
+
+
+def test_a_record_with_corrupt_jpeg_data_becomes_an_invalid_frame(built, capfd):
+    import tensorflow as tf
+
+    from fgbg_tf.data.image_files import map_or_invalid
+    from tests.data.fixtures_images import corrupted_jpeg
+
+    manual, tfds_dir = built
+    decode, invalid = reader(manual, tfds_data_dir=str(tfds_dir))._decoders()
+    clean, corrupt = corrupted_jpeg(218, 178)
+    elements = tf.data.Dataset.from_tensor_slices({"encoded": [clean, corrupt]})
+    frames = list(map_or_invalid(elements, decode, invalid).as_numpy_iterator())
+    assert [bool(f["valid"]) for f in frames] == [True, False]
+    assert frames[0]["image"].any() and not frames[1]["image"].any()
+    assert "Corrupt JPEG data" not in capfd.readouterr().err
