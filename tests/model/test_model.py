@@ -81,11 +81,8 @@ def test_zero_heads_start_with_a_constant_mask_and_background():
 
 
 def test_mask_temperature_scales_the_logit_of_the_same_weights():
-    # sigmoid(T x logit): with the zero-head start the logit is the bias, so the mask is sigmoid(4 x -0.5) = 0.12 ...
-    hot = FactorizedLandmarkModel(4, 32, preset="small", zero_heads=True, mask_bias=-0.5, mask_temperature=4.0)
+    # sigmoid(T x logit): with the same weights, the mask of T = 4 is the T = 1 mask's logit times 4.
     pose, appearance = images(seed=5), images(seed=6)
-    np.testing.assert_allclose(hot({"pose": pose, "appearance": appearance})["mask"], 1 / (1 + np.exp(2.0)), atol=1e-6)
-    # ... and with any weights, the mask of T = 4 is the T = 1 mask's logit times 4.
     cold = FactorizedLandmarkModel(4, 32, preset="small", zero_heads=False).build_all()
     warm = FactorizedLandmarkModel.from_config({**cold.get_config(), "mask_temperature": 4.0}).build_all()
     warm.set_weights(cold.get_weights())
