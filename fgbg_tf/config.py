@@ -25,7 +25,7 @@ import yaml
 
 from fgbg_tf.model.presets import COVARIANCES, NETWORKS, PRESETS, SPECTRAL_NORMS, VARIANTS
 
-DATASET_NAMES = ("synthetic", "faces5pt", "bbc", "h36m", "celeba", "kth", "bair", "images")
+DATASET_NAMES = ("synthetic", "faces5pt", "bbc", "h36m", "celeba", "kth", "bair", "images", "videos")
 # The datasets with annotated keypoints, scored by the regression protocol (evaluation/protocols.py's PROTOCOLS).
 KEYPOINT_DATASETS = ("synthetic", "faces5pt", "bbc", "h36m", "celeba")
 POSE_PERTURBATIONS = ("temporal", "tps", "both")

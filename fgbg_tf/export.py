@@ -48,6 +48,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     import_tensorflow()
+    from fgbg_tf.data import dataset_options
     from fgbg_tf.evaluation.regression import load_regressor
     from fgbg_tf.serving.export import REPORT_FILE, dataset_images, export_model, folder_images, format_report
     from fgbg_tf.training.checkpoints import load_trained_model
@@ -57,7 +58,8 @@ def main(argv=None) -> int:
         regressor = load_regressor(args.regressor) if args.regressor else None
         size = model.image_size
         # How the training images were made square: predict --framing should frame new ones the same way.
-        framing = {"framing": config.data.options["framing"]} if "framing" in config.data.options else {}
+        options = dataset_options(config.data)
+        framing = {"framing": options["framing"]} if "framing" in options else {}
         if args.calibration_dir:
             calibration = folder_images(args.calibration_dir, size, args.num_calibration)
             evaluation = calibration[: args.num_evaluation]

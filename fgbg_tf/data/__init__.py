@@ -17,6 +17,7 @@ READERS = {
     "kth": "fgbg_tf.data.kth:KTHDataset",
     "bair": "fgbg_tf.data.bair:BAIRDataset",
     "images": "fgbg_tf.data.image_folder:ImageFolderDataset",
+    "videos": "fgbg_tf.data.video_folder:VideoFolderDataset",
 }
 
 
@@ -37,8 +38,15 @@ def get_dataset(config: DataConfig) -> LandmarkDataset:
     return getattr(module, class_name)(config)
 
 
+def dataset_options(config: DataConfig) -> dict:
+    """The options a reader of `config` works with: its defaults updated with `config.options` (a run's
+    config.yaml holds only what was set, e.g. after `--set data.options.cache_dir=...` no framing)."""
+    module_name, class_name = READERS[config.name].split(":")
+    return {**getattr(importlib.import_module(module_name), class_name).default_options, **config.options}
+
+
 def _available(name: str) -> bool:
     return importlib.util.find_spec(READERS[name].split(":")[0]) is not None
 
 
-__all__ = ["DatasetError", "LandmarkDataset", "READERS", "get_dataset"]
+__all__ = ["DatasetError", "LandmarkDataset", "READERS", "dataset_options", "get_dataset"]

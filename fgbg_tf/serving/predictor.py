@@ -72,10 +72,11 @@ class Predictor:
             self.image_size = int(self.functions["landmarks"].structured_input_signature[1]["images"].shape[1])
             self.framing = _exported_framing(saved.parent / REPORT_FILE)
         else:
+            from fgbg_tf.data import dataset_options
             from fgbg_tf.training.checkpoints import load_trained_model
 
             model, config, _ = load_trained_model(path)
-            self.framing = config.data.options.get("framing")
+            self.framing = dataset_options(config.data).get("framing")
             regressor = None
             if regressor_path:
                 from fgbg_tf.evaluation.regression import load_regressor

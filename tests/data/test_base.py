@@ -25,3 +25,15 @@ def test_a_data_dir_the_dataset_would_ignore_is_refused(tmp_path, capsys):
     error = capsys.readouterr().err
     assert f"synthetic reads no folder, so data.data_dir (--data-dir) {tmp_path} would be ignored" in error
     assert not (tmp_path / "run").exists()
+
+
+def test_dataset_options_fill_the_readers_defaults_under_what_a_run_set():
+    from fgbg_tf.config import load_config
+    from fgbg_tf.data import dataset_options
+
+    # `--set data.options.cache_dir=...` leaves only that key in the run's config.yaml; predict and export still need
+    # the framing the frames were made square with.
+    config = load_config("videos", overrides=["data.options.cache_dir=/tmp/cache"])
+    assert config.data.options == {"cache_dir": "/tmp/cache"}
+    assert dataset_options(config.data) == {"framing": "centre_crop", "test_videos": 0.2, "cache_dir": "/tmp/cache"}
+    assert dataset_options(load_config("images", overrides=["data.options.framing=pad"]).data) == {"framing": "pad"}

@@ -16,7 +16,7 @@ from fgbg_tf.train import main
 from tests.conftest import TINY_OVERRIDES
 from tests.data.fixtures_bair import make_bair_tar, register_fake_bair_checksums
 from tests.data.fixtures_images import make_celeba_manual, make_faces5pt, register_fake_celeba_checksums
-from tests.data.fixtures_video import write_bbc, write_h36m, write_kth
+from tests.data.fixtures_video import gradient_frame, marker, write_avi, write_bbc, write_h36m, write_kth
 
 
 def bbc(root, monkeypatch):
@@ -54,6 +54,12 @@ def bair(root, monkeypatch):
     return root, [f"data.options={{tfds_data_dir: {root / 'tfds'}}}", "data.image_size=64", "data.temporal_offset=[1, 3]"]
 
 
+def videos(root, monkeypatch):
+    for video in range(2):
+        write_avi(root / f"clip{video}.avi", [gradient_frame(48, 64, marker(video, t)) for t in range(6)])
+    return root, [f"data.options={{cache_dir: {root.parent / 'cache'}, test_videos: 0.0}}"]
+
+
 def overrides_for(make, root, monkeypatch) -> tuple[str, list[str]]:
     """The data folder and the `--set` overrides of a tiny run on the layout `make` writes into `root`."""
     data_dir, settings = make(root, monkeypatch)
@@ -64,7 +70,7 @@ def overrides_for(make, root, monkeypatch) -> tuple[str, list[str]]:
     return str(data_dir), overrides
 
 
-@pytest.mark.parametrize("make", [bbc, h36m, kth, faces5pt, celeba, bair], ids=lambda f: f.__name__)
+@pytest.mark.parametrize("make", [bbc, h36m, kth, faces5pt, celeba, bair, videos], ids=lambda f: f.__name__)
 def test_training_batches_come_from_the_distributed_layout(make, tmp_path, monkeypatch):
     root = tmp_path / "data"
     root.mkdir()

@@ -1,0 +1,130 @@
+"""The `videos` reader on tiny videos written with OpenCV: discovery, split, framing, cache, temporal pairs."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+import pytest
+
+from fgbg_tf.config import DataConfig
+from fgbg_tf.data.base import DatasetError
+from fgbg_tf.data.video_folder import VideoFolderDataset, find_videos, held_out_names
+from tests.data.fixtures_video import write_avi, write_jpeg
+
+# Frame t of video v is a flat frame whose grey level encodes (v, t); MJPG keeps flat levels within a few units.
+LEVEL = lambda video, frame: 20 + 60 * video + 4 * frame  # noqa: E731
+
+
+def flat(video: int, frame: int, height: int = 24, width: int = 40) -> np.ndarray:
+    image = np.full((height, width, 3), LEVEL(video, frame), np.uint8)
+    image[:, : (width - height) // 2] = 255  # only outside the centred square: a centre crop never shows it
+    return image
+
+
+@pytest.fixture
+def root(tmp_path):
+    data = tmp_path / "clips"
+    write_avi(data / "a.avi", [flat(0, t) for t in range(12)])
+    write_avi(data / "sub" / "b.avi", [flat(1, t) for t in range(9)])
+    for t in (1, 2, 10):  # numbered frames, in the order of their numbers (10 after 2)
+        write_jpeg(data / "frames" / f"{t}.jpg", flat(2, t))
+    (data / "notes.txt").write_text("not a video")
+    return data
+
+
+def reader(root, tmp_path, **options):
+    options = {"cache_dir": str(tmp_path / "cache"), "test_videos": 0.0, **options}
+    return VideoFolderDataset(DataConfig(name="videos", data_dir=str(root), image_size=16, temporal_offset=(1, 3),
+                                         options=options))
+
+
+def levels(frames):
+    return np.round(np.asarray(frames, np.float64).mean(axis=(-3, -2, -1))).astype(int)
+
+
+def test_videos_and_numbered_frame_folders_are_found_in_order(root):
+    videos = find_videos(root)
+    assert [v.name for v in videos] == ["a.avi", "frames", "sub/b.avi"]
+    assert [p.name for p in videos[1].frames] == ["1.jpg", "2.jpg", "10.jpg"]
+
+
+def test_split_by_whole_videos_is_deterministic(root, tmp_path):
+    names = [f"clip{i}.mp4" for i in range(10)]
+    held = held_out_names(names, 0.2)
+    assert len(held) == 2 and held == held_out_names(list(reversed(names)), 0.2)
+    assert held <= held_out_names(names + ["new.mp4"], 0.3) | held  # ranked by name: others keep their place
+    assert held_out_names(["only.mp4"], 0.5) == set()  # at least one video stays in training
+    clips = reader(root, tmp_path, test_videos=["sub/b.avi"])
+    assert [v.name for v in clips.videos["test"]] == ["sub/b.avi"] and clips.train_names == ["a.avi", "frames"]
+    assert clips.num_train_items == 12 + 3
+    with pytest.raises(DatasetError, match=r"test_videos names \['c.avi'\], which are not videos"):
+        reader(root, tmp_path, test_videos=["c.avi"])
+    with pytest.raises(DatasetError, match="must be a fraction in \\[0, 1\\) or a list"):
+        reader(root, tmp_path, test_videos=1.5)
+
+
+def test_frames_are_framed_resized_and_cached_then_read_back_without_decoding(root, tmp_path, monkeypatch, caplog):
+    with caplog.at_level(logging.INFO):
+        clips = reader(root, tmp_path)
+    assert clips.frames.shape == (24, 16, 16, 3) and clips.valid.all()
+    assert "a.avi: 12 frames decoded and cached" in caplog.text
+    # The centre crop drops the white band; each frame keeps its video's and time's level, in order.
+    first = clips.starts[clips.train_names.index("a.avi")]
+    np.testing.assert_allclose(levels(clips.frames[first : first + 12]), [LEVEL(0, t) for t in range(12)], atol=3)
+    folder = clips.starts[clips.train_names.index("frames")]
+    np.testing.assert_allclose(levels(clips.frames[folder : folder + 3]), [LEVEL(2, t) for t in (1, 2, 10)], atol=3)
+    # A restart reads the cache: nothing is decoded again ...
+    import fgbg_tf.data.video_folder as module
+
+    def no_decoding(*args):
+        raise AssertionError("decoded again")
+
+    monkeypatch.setattr(module, "video_frames", no_decoding)
+    monkeypatch.setattr(module, "read_image", no_decoding)
+    again = reader(root, tmp_path)
+    np.testing.assert_array_equal(again.frames, clips.frames)
+    # ... until a video changes (here: rewritten with other content) or the framing does.
+    monkeypatch.undo()
+    write_avi(root / "a.avi", [flat(3, t) for t in range(12)])
+    os.utime(root / "a.avi", ns=(1, 1))
+    edited = reader(root, tmp_path)
+    assert levels(edited.frames[first]) == pytest.approx(LEVEL(3, 0), abs=3)
+    squashed = reader(root, tmp_path, framing="resize")
+    assert levels(squashed.frames[first]) > levels(edited.frames[first]) + 5  # the white band is in the picture now
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 3 + 1 + 3  # first, the edited a.avi, resized
+
+
+def test_training_pairs_are_frames_of_one_video_within_the_offset(root, tmp_path):
+    clips = reader(root, tmp_path)
+    stream = list(clips.train_pairs(seed=3, start=0).take(2 * clips.num_train_items).as_numpy_iterator())
+    owner = {}
+    for name, start, length in zip(clips.train_names, clips.starts, clips.lengths):
+        for t in range(length):
+            owner[levels(clips.frames[start + t])] = (name, t)
+    for element in stream:
+        (video, t), (partner_video, u) = owner[levels(element["frame"])], owner[levels(element["partner"])]
+        assert video == partner_video == element["source"].decode() and element["valid"]
+        if video == "a.avi":  # numbered frames count as consecutive, whatever their numbers
+            assert 1 <= abs(t - u) <= 3
+    resumed = list(clips.train_pairs(seed=3, start=5).take(3).as_numpy_iterator())
+    for a, b in zip(stream[5:8], resumed):
+        assert a["index"] == b["index"] and np.array_equal(a["partner"], b["partner"])
+
+
+def test_bad_videos_and_frames_are_named(root, tmp_path, caplog):
+    (root / "broken.mp4").write_bytes(b"not a video at all")
+    write_avi(root / "short.avi", [flat(3, 0)])
+    (root / "frames" / "2.jpg").write_bytes(b"\xff\xd8 garbage")
+    with caplog.at_level(logging.WARNING):
+        clips = reader(root, tmp_path)
+    reasons = dict(clips.skipped)
+    assert "not a readable video" in reasons[str(root / "broken.mp4")]
+    assert "1 frame(s): data.temporal_offset 1 needs at least 2" in reasons[str(root / "short.avi")]
+    assert "kept as invalid" in reasons[str(root / "frames" / "2.jpg")]
+    assert clips.train_names == ["a.avi", "frames", "sub/b.avi"]
+    folder = clips.starts[clips.train_names.index("frames")]
+    assert clips.valid[folder : folder + 3].tolist() == [True, False, True]
+    with pytest.raises(DatasetError, match="holds no video"):
+        reader(tmp_path / "cache", tmp_path)
