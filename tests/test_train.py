@@ -2,7 +2,9 @@
 failures before any work, the command line."""
 
 import logging
+import os
 import shutil
+import signal
 
 import numpy as np
 import pytest
@@ -85,6 +87,13 @@ def test_cli_reports_config_errors_and_unavailable_data(tmp_path, capsys):
     assert "nowhere" in capsys.readouterr().err
 
 
+def _logged_steps(run) -> set:
+    """The steps whose loss the run's TensorBoard files hold."""
+    return {event.step for path in (run / "logs").glob("events.out.tfevents.*")
+            for event in tf.compat.v1.train.summary_iterator(str(path))
+            if any(value.tag == "loss/loss" for value in event.summary.value)}
+
+
 def _checkpoint_counts(folder) -> dict:
     """{checkpoint number: (step counter, optimizer iterations)} of every checkpoint in `folder`."""
     counts = {}
@@ -105,28 +114,29 @@ def test_interrupts_nan_losses_and_failed_saves_keep_a_consistent_last_checkpoin
     tiny_config.model.variant = "baseline"  # what is saved when does not depend on the variant; it traces 2x faster
     run, checkpoints = tmp_path / "run", tmp_path / "run" / "checkpoints"
 
-    # Ctrl-C (or SIGTERM, which the command line turns into it) right after step 3's update, before the loop has
-    # read the step counter: the checkpoint it saves holds exactly 3 updates under the number 3, so a resume neither
-    # repeats nor skips one.
-    class Interrupt:
-        def __float__(self):
-            raise KeyboardInterrupt
-
-    def interrupted_at_step3(model, *args):
+    # Ctrl-C (or SIGTERM) in the middle of step 3: the step is finished (updated, logged) and the run stops after
+    # it, so its last checkpoint and its logs end at the same step; the checkpoint holds exactly 3 updates, so a
+    # resume neither repeats nor skips one.
+    def interrupted_in_step3(model, *args):
         real = make_train_step(model, *args)
         step = args[-1]
 
         def train_step(batch):
             results = real(batch)
-            return {**results, "loss": Interrupt()} if int(step.numpy()) == 3 else results
+            if int(step.numpy()) == 3:
+                os.kill(os.getpid(), signal.SIGINT)
+            return results
 
         return train_step
 
     make_train_step = loop.make_train_step
-    monkeypatch.setattr(loop, "make_train_step", interrupted_at_step3)
+    monkeypatch.setattr(loop, "make_train_step", interrupted_in_step3)
+    handler = signal.getsignal(signal.SIGINT)
     with pytest.raises(KeyboardInterrupt):
         train(tiny_config, run, progress=False)
     assert _checkpoint_counts(checkpoints) == {2: (2, 2), 3: (3, 3)}
+    assert max(_logged_steps(run)) == 3
+    assert signal.getsignal(signal.SIGINT) is handler  # the loop's handler is gone again
     monkeypatch.undo()
 
     # A non-finite loss at step 5 (its update poisons the weights too) stops the run, names the step and saves
@@ -181,8 +191,6 @@ def test_an_unwritable_run_folder_fails_before_any_work(tiny_config, tmp_path):
 
 
 def test_sigterm_stops_the_command_like_ctrl_c(tmp_path, monkeypatch):
-    import os
-    import signal
     import time
 
     from fgbg_tf.training import loop

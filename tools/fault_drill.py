@@ -71,24 +71,33 @@ def timed_run(output: Path, steps: int) -> tuple[float, float]:
     return first - per_step, per_step
 
 
+def _as_in_a_terminal() -> None:
+    # A shell starts background jobs (this drill under nohup ... &) with SIGINT ignored, and children inherit it: a
+    # SIGINT before the command installs its own handler would be lost. Ctrl-C reaches a terminal's job with the
+    # default action, so the drilled run gets that.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def drill(kind: signal.Signals, kills: int, output: Path, steps: int, startup: float, per_step: float,
           rng: random.Random) -> list[str]:
     """Kills the run `kills` times with `kind` at random moments, restarting it after each, then lets it finish.
 
     A quarter of the kills fall in the start-up (imports, model build, restore, tracing); the others a random
-    fraction of a step after a random later checkpoint has appeared, so while it trains or writes the next one.
+    fraction of a step after a random later checkpoint has appeared, so while it trains or writes the next one. That
+    checkpoint is drawn from the next share of the remaining steps (remaining / kills left), so the kills spread over
+    the whole run instead of reaching its end after a few.
     """
     lines, starts = [], 0
     while len(lines) < kills and starts < 4 * kills:
         starts += 1
         done = newest_checkpoint(output)
         process = subprocess.Popen(command(output, steps), cwd=ROOT, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.PIPE, text=True)
+                                   stderr=subprocess.PIPE, text=True, preexec_fn=_as_in_a_terminal)
         if steps - done < 2 or rng.random() < 0.25:
             moment = f"in the start-up from checkpoint {done}"
             time.sleep(rng.uniform(0.2, 0.9) * startup)
         else:
-            target = done + rng.randint(1, steps - done - 1)
+            target = done + rng.randint(1, max(1, (steps - done - 1) // (kills - len(lines))))
             pause = rng.uniform(0.0, per_step)
             moment = f"{pause:.2f} s after checkpoint {target} appeared"
             while process.poll() is None and newest_checkpoint(output) < target:

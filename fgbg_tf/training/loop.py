@@ -36,6 +36,7 @@ from fgbg_tf.model.factorized import build_model
 from fgbg_tf.training.checkpoints import CheckpointError, RunState, restore_newest
 from fgbg_tf.training.distribute import resolve_precision
 from fgbg_tf.training.step import build_loss, build_optimizer, make_train_step
+from fgbg_tf.training.stop_request import StopRequest
 
 logger = logging.getLogger("fgbg_tf.train")
 
@@ -219,8 +220,12 @@ def train(config: Config, output_dir: str | Path, strategy=None, progress: bool 
     window = collections.deque(maxlen=config.train.log_every + 1)
     window.append((start, time.perf_counter()))
 
+    stop = StopRequest().install()
     try:
         for batch in batches:
+            if stop.requested:
+                logger.warning("%s: stopping after step %d, the last one done", stop.requested, current)
+                raise KeyboardInterrupt
             if current >= config.train.max_steps:
                 break
             results = {k: float(v) for k, v in train_step(batch).items()}
@@ -284,6 +289,7 @@ def train(config: Config, output_dir: str | Path, strategy=None, progress: bool 
             if healthy and not cluster and current > last_saved:
                 save_checkpoint(manager, current)
         finally:
+            stop.restore()
             skipped.report()
             writer.flush()
             if scratch is not None:
