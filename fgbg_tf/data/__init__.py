@@ -41,8 +41,12 @@ def get_dataset(config: DataConfig) -> LandmarkDataset:
 def dataset_options(config: DataConfig) -> dict:
     """The options a reader of `config` works with: its defaults updated with `config.options` (a run's
     config.yaml holds only what was set, e.g. after `--set data.options.cache_dir=...` no framing)."""
-    module_name, class_name = READERS[config.name].split(":")
-    return {**getattr(importlib.import_module(module_name), class_name).default_options, **config.options}
+    try:
+        module_name, class_name = READERS[config.name].split(":")
+        defaults = getattr(importlib.import_module(module_name), class_name).default_options
+    except (KeyError, ImportError):  # a reader this install cannot import (h5py, scipy): what the run recorded
+        defaults = {}
+    return {**defaults, **config.options}
 
 
 def _available(name: str) -> bool:

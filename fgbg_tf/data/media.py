@@ -135,7 +135,11 @@ def read_image(path: str | Path) -> np.ndarray:
     """
     if not Path(path).is_file():
         raise MediaError(f"{path}: no such file")
-    return decode_image(np.fromfile(str(path), np.uint8), path)
+    try:
+        data = np.fromfile(str(path), np.uint8)
+    except OSError as error:  # unreadable (permissions, I/O error): one bad file, not the end of the run
+        raise MediaError(f"{path}: cannot be read ({error.strerror or error})") from None
+    return decode_image(data, path)
 
 
 def video_length(path: str | Path) -> int:

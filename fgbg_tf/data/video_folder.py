@@ -189,16 +189,25 @@ class VideoFolderDataset(LandmarkDataset):
         if path.is_file():
             try:
                 with np.load(path) as stored:
-                    return stored["frames"], stored["valid"]
-            except (OSError, ValueError, KeyError) as error:  # a damaged cache file is decoded again, not trusted
+                    frames, valid = stored["frames"], stored["valid"]
+                # Frames found invalid when the video was decoded are named again on every run, not only the first.
+                self.skipped += [(str(source.frames[i]) if source.frames else f"{source.path} frame {i}",
+                                  f"frame of {source.name} kept as invalid (cached)") for i in np.flatnonzero(~valid)]
+                return frames, valid
+            except Exception as error:  # noqa: BLE001 - damaged (truncated zip, empty file): decoded again, not trusted
                 logger.warning("videos: the cache %s of %s does not read (%s); decoding again", path, source.name,
                                error)
         started = time.perf_counter()
         frames, valid = self._decode(source)
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f"{path.stem}.{os.getpid()}.partial.npz")
-        np.savez(partial, frames=frames, valid=valid)
-        os.replace(partial, path)  # whole or absent: an interrupted write never leaves a cache that looks complete
+        try:
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            np.savez(partial, frames=frames, valid=valid)
+            os.replace(partial, path)  # whole or absent: an interrupted write never leaves a cache that looks complete
+        except OSError as error:  # a full disk or a read-only cache: train from memory, decode again next time
+            partial.unlink(missing_ok=True)
+            logger.warning("videos: could not cache %s in %s (%s); it will be decoded again next time", source.name,
+                           self.cache_dir, error)
         seconds = time.perf_counter() - started
         logger.info("videos: %s: %d frames decoded and cached in %.1f s (%.0f frames/s)", source.name, len(frames),
                     seconds, len(frames) / max(seconds, 1e-9))

@@ -58,7 +58,8 @@ class ClusterError(RuntimeError):
 # its checkpoint continues the run it came from. Training settings (learning rate, logging, ...) may change; the
 # global batch is checked against the checkpoint itself; where the data lives may move.
 def _must_match(key: str) -> bool:
-    return key.startswith(("model.", "data.")) and key != "data.data_dir" or key == "train.seed"
+    where = ("data.data_dir", "data.options.cache_dir", "data.options.tfds_data_dir")  # where the data lives
+    return key.startswith(("model.", "data.")) and key not in where or key == "train.seed"
 
 
 def _flatten(values: dict, prefix: str = "") -> dict:
@@ -223,11 +224,11 @@ def train(config: Config, output_dir: str | Path, strategy=None, progress: bool 
     stop = StopRequest().install()
     try:
         for batch in batches:
+            if current >= config.train.max_steps:
+                break
             if stop.requested:
                 logger.warning("%s: stopping after step %d, the last one done", stop.requested, current)
                 raise KeyboardInterrupt
-            if current >= config.train.max_steps:
-                break
             results = {k: float(v) for k, v in train_step(batch).items()}
             current = int(step.numpy())
             if not np.isfinite(results["loss"]):
@@ -283,11 +284,12 @@ def train(config: Config, output_dir: str | Path, strategy=None, progress: bool 
         # Whatever stops the loop (the end, Ctrl-C, an error), keep the work done so far, unless it is broken
         # (a non-finite loss) or cannot be saved (a cluster whose peers no longer answer: saving is collective).
         try:
-            # The counter moves with the update in one graph call: an interrupt that lands after the call but
-            # before `current` is read must not save step N's weights under N - 1.
-            current = int(step.numpy())
-            if healthy and not cluster and current > last_saved:
-                save_checkpoint(manager, current)
+            if healthy and not cluster:
+                # The counter moves with the update in one graph call: an interrupt that lands after the call but
+                # before `current` is read must not save step N's weights under N - 1.
+                current = int(step.numpy())
+                if current > last_saved:
+                    save_checkpoint(manager, current)
         finally:
             stop.restore()
             skipped.report()

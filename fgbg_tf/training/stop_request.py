@@ -39,8 +39,11 @@ class StopRequest:
     def install(self) -> "StopRequest":
         # Python lets only the main thread set handlers; elsewhere (a test's thread) signals keep their handlers.
         if threading.current_thread() is threading.main_thread():
-            self._saved = {kind: signal.getsignal(kind) for kind in SIGNALS}
-            for kind in SIGNALS:
+            # A signal the process ignores on purpose (a launcher's worker, where the parent answers Ctrl-C) stays
+            # ignored; one whose handler lives in C (getsignal gives None) cannot be put back, so it is left alone.
+            current = {kind: signal.getsignal(kind) for kind in SIGNALS}
+            self._saved = {kind: h for kind, h in current.items() if h is not None and h is not signal.SIG_IGN}
+            for kind in self._saved:
                 signal.signal(kind, self._handle)
         return self
 

@@ -115,10 +115,12 @@ def test_truncated_garbage_and_corrupt_frames_are_invalid_not_fatal(root, capfd)
     assert not test[0]["valid"] and test[0]["image"].max() == 0
     assert test[0]["source"].decode().endswith("16/5.jpg")
     assert test[1]["valid"]
-    write_corrupted_jpeg(root / "16" / "1.jpg")  # complete, decodes without an error, to wrong pixels
+    clean = write_corrupted_jpeg(root / "16" / "1.jpg")  # complete, decodes without an error, to wrong pixels
     corrupt = _as_list(reader.eval_split("test"))[1]
     assert not corrupt["valid"] and corrupt["image"].max() == 0 and corrupt["source"].decode().endswith("16/1.jpg")
     assert "Corrupt JPEG data" not in capfd.readouterr().err  # taken as the frame's verdict, not printed
+    (root / "16" / "1.jpg").write_bytes(clean.read_bytes())  # the same image uncorrupted: a valid frame
+    assert _as_list(reader.eval_split("test"))[1]["valid"]
     bad = [e for e in _as_list(reader.train_pairs(seed=1, start=0).take(48)) if not e["valid"]]
     assert bad, "frame 1/3.jpg is in the stream, as t or as a partner"
     for element in bad:
