@@ -94,6 +94,22 @@ def _logged_steps(run) -> set:
             if any(value.tag == "loss/loss" for value in event.summary.value)}
 
 
+def _at_step(make_train_step, number, hook):
+    """A `make_train_step` whose step calls `hook(model, results)` right after update `number` and returns what the
+    hook returns (the step's results otherwise)."""
+
+    def make(model, *args):
+        real, step = make_train_step(model, *args), args[-1]
+
+        def train_step(batch):
+            results = real(batch)
+            return hook(model, results) if int(step.numpy()) == number else results
+
+        return train_step
+
+    return make
+
+
 def _checkpoint_counts(folder) -> dict:
     """{checkpoint number: (step counter, optimizer iterations)} of every checkpoint in `folder`."""
     counts = {}
@@ -117,20 +133,11 @@ def test_interrupts_nan_losses_and_failed_saves_keep_a_consistent_last_checkpoin
     # Ctrl-C (or SIGTERM) in the middle of step 3: the step is finished (updated, logged) and the run stops after
     # it, so its last checkpoint and its logs end at the same step; the checkpoint holds exactly 3 updates, so a
     # resume neither repeats nor skips one.
-    def interrupted_in_step3(model, *args):
-        real = make_train_step(model, *args)
-        step = args[-1]
+    def interrupt(model, results):
+        os.kill(os.getpid(), signal.SIGINT)
+        return results
 
-        def train_step(batch):
-            results = real(batch)
-            if int(step.numpy()) == 3:
-                os.kill(os.getpid(), signal.SIGINT)
-            return results
-
-        return train_step
-
-    make_train_step = loop.make_train_step
-    monkeypatch.setattr(loop, "make_train_step", interrupted_in_step3)
+    monkeypatch.setattr(loop, "make_train_step", _at_step(loop.make_train_step, 3, interrupt))
     handler = signal.getsignal(signal.SIGINT)
     with pytest.raises(KeyboardInterrupt):
         train(tiny_config, run, progress=False)
@@ -141,20 +148,12 @@ def test_interrupts_nan_losses_and_failed_saves_keep_a_consistent_last_checkpoin
 
     # A non-finite loss at step 5 (its update poisons the weights too) stops the run, names the step and saves
     # nothing after step 4.
-    def poisoned_at_step5(model, *args):
-        real = make_train_step(model, *args)
-        step = args[-1]
+    def poison(model, results):
+        weights = model.trainable_variables[0]
+        weights.assign(tf.fill(weights.shape, float("nan")))
+        return {**results, "loss": tf.constant(float("nan"))}
 
-        def train_step(batch):
-            results = real(batch)
-            if int(step.numpy()) == 5:
-                model.trainable_variables[0].assign(tf.fill(model.trainable_variables[0].shape, float("nan")))
-                results = {**results, "loss": tf.constant(float("nan"))}
-            return results
-
-        return train_step
-
-    monkeypatch.setattr(loop, "make_train_step", poisoned_at_step5)
+    monkeypatch.setattr(loop, "make_train_step", _at_step(loop.make_train_step, 5, poison))
     with pytest.raises(FloatingPointError, match="loss is nan at step 5; nothing was saved after it"):
         train(tiny_config, run, progress=False)
     counts = _checkpoint_counts(checkpoints)
