@@ -183,7 +183,10 @@ class VideoFolderDataset(LandmarkDataset):
 
     def _cached(self, source: VideoSource) -> tuple[np.ndarray, np.ndarray]:
         files = source.frames or (source.path,)
-        stats = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+        stats = []
+        for file in files:  # one stat per file: a folder of frames can hold thousands
+            status = file.stat()
+            stats.append((str(file.resolve()), status.st_size, status.st_mtime_ns))
         key = json.dumps([stats, self.image_size, self.framing])
         path = self.cache_dir / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.npz"
         if path.is_file():
