@@ -95,3 +95,10 @@ def test_auto_precision_follows_the_hardware(monkeypatch):
     monkeypatch.setattr(distribute, "cpu_has_amx", lambda: False)
     assert distribute.resolve_precision("auto") == "float32"
     assert distribute.resolve_precision("mixed_bfloat16") == "mixed_bfloat16"
+
+
+def test_landmark_foreground_weight_is_checked_by_name():
+    with pytest.raises(ConfigError, match="loss.landmark_foreground_weight must be >= 0"):
+        load_config("synthetic", overrides=["loss.landmark_foreground_weight=-1"])
+    with pytest.raises(ConfigError, match="landmark_foreground_weight needs model.variant 'full'.*'baseline'"):
+        load_config("synthetic", overrides=["loss.landmark_foreground_weight=5", "model.variant=baseline"])

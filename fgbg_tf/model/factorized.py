@@ -57,7 +57,7 @@ class FactorizedLandmarkModel(EagerBuild, keras.Model):
     Call: `model({"pose": P, "appearance": Q}, training=...)` returns a dict with
     "reconstruction", "foreground" [B, S, S, 3], and for the variants that have
     them "background" [B, S, S, 3] and "mask" [B, S, S, 1] (M_cj), plus the pose
-    image's "mean" [B, K, 2], "covariance" [B, K, 2, 2] and "heatmaps" [B, S, S, K].
+    image's "mean" [B, K, 2], "covariance" [B, K, 2, 2], "heatmaps" [B, S, S, K] and "part_maps" [B, S/2, S/2, K].
     Example: `FactorizedLandmarkModel(10, 64, preset="small")({"pose": p, "appearance": q})`.
     """
 
@@ -123,7 +123,8 @@ class FactorizedLandmarkModel(EagerBuild, keras.Model):
         pose = self.detect(pose_image)  # eq. 3, Phi_cj
         heatmaps = render_heatmaps(pose["mean"], pose["covariance"], self.image_size)
         outputs = self.render(heatmaps, appearance_image, training=training)
-        return {**outputs, "mean": pose["mean"], "covariance": pose["covariance"], "heatmaps": heatmaps}
+        return {**outputs, "mean": pose["mean"], "covariance": pose["covariance"], "heatmaps": heatmaps,
+                "part_maps": pose["part_maps"]}
 
     def render(self, heatmaps, appearance_image, training=False):
         """Renders an image with the pose given by `heatmaps` and the look of `appearance_image`.

@@ -109,6 +109,7 @@ def make_train_step(model, loss_fn, optimizer, strategy, config: Config, global_
     decay = config.train.weight_decay / replicas
     clip = config.train.clip_grad_norm
     warmup = config.train.background_warmup_steps
+    prior_weight = config.loss.landmark_foreground_weight
     if warmup and step is None:
         raise ValueError("train.background_warmup_steps needs the step counter")
     position = {id(v): i for i, v in enumerate(model.trainable_variables)}
@@ -127,6 +128,9 @@ def make_train_step(model, loss_fn, optimizer, strategy, config: Config, global_
                 # The warm-up's reconstruction is the foreground alone; MaskNet and BGNet get no gradient yet.
                 reconstruction = tf.cond(step < warmup, lambda: outputs["foreground"], lambda: reconstruction)
             losses = loss_fn(reconstruction, batch["target"])
+            if prior_weight:
+                losses["landmark_background"] = landmark_background_share(outputs["part_maps"], outputs["mask"])
+                losses["total"] = losses["total"] + prior_weight * losses["landmark_background"]
             # Per-example losses over the global batch, so replicas add up to the batch mean.
             weight = batch["weight"] / global_batch_size
             loss = tf.reduce_sum(losses["total"] * weight)
@@ -162,6 +166,20 @@ def make_train_step(model, loss_fn, optimizer, strategy, config: Config, global_
         return results
 
     return train_step
+
+
+def landmark_background_share(part_maps, mask):
+    """Per example, the mean over landmarks of each part map's mass outside the mask, [B] in [0, 1].
+
+    The deviation `loss.landmark_foreground_weight` (docs/training.md, run U): the mask [B, S, S, 1] is averaged
+    over the 2 x 2 pixels each part-map cell covers (as `evaluation.metrics.foreground_containment` does with the
+    true mask) and held constant, so the term moves landmarks, never the mask. A constant mask (the warm-up's,
+    or a template) gives every part map the same share whatever its position, hence no gradient.
+    """
+    factor = mask.shape[1] // part_maps.shape[1]
+    foreground = tf.stop_gradient(tf.nn.avg_pool2d(tf.cast(mask, tf.float32), factor, factor, "VALID"))
+    inside = tf.reduce_sum(tf.cast(part_maps, tf.float32) * foreground, axis=[1, 2])  # [B, K]
+    return 1.0 - tf.reduce_mean(inside, axis=-1)
 
 
 def training_instruments(outputs: dict) -> dict:

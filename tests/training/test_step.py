@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from fgbg_tf.loss.perceptual import PerceptualLoss
 from fgbg_tf.model.factorized import build_model
-from fgbg_tf.training.step import FusedAdam, make_train_step
+from fgbg_tf.training.step import FusedAdam, landmark_background_share, make_train_step
 
 
 def one_step(config, strategy, weights, batch, optimizer=keras.optimizers.Adam):
@@ -117,6 +117,49 @@ def test_background_warmup_leaves_mask_and_background_untouched(tiny_config):
     assert moved(model.pose_encoder.trainable_variables, pose_before) > 0
     train_step(batch)  # step 1: the factorisation takes part
     assert moved(waiting, before) > 0
+
+
+def test_landmark_background_share_by_hand():
+    # Part maps at 2 x 2 for a 4 x 4 mask: landmark 0 all in the top-left cell, landmark 1 half there, half in the
+    # bottom-right. The mask is 1 on the top-left 2 x 2 pixels and 0.5 on one pixel of the bottom-right block.
+    part_maps = np.zeros([1, 2, 2, 2], np.float32)
+    part_maps[0, 0, 0] = [1.0, 0.5]
+    part_maps[0, 1, 1, 1] = 0.5
+    mask = np.zeros([1, 4, 4, 1], np.float32)
+    mask[0, :2, :2] = 1.0
+    mask[0, 3, 3] = 0.5
+    part_maps, mask = tf.constant(part_maps), tf.Variable(mask)
+    # Outside shares: landmark 0: 0; landmark 1: 0.5 x (1 - 0.125) = 0.4375 (0.5 averaged over the cell's 4 pixels).
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(part_maps)
+        share = landmark_background_share(part_maps, mask)
+    np.testing.assert_allclose(share.numpy(), [(0.0 + 0.4375) / 2], atol=1e-7)
+    assert tape.gradient(share, mask) is None  # the mask is held constant: the term moves landmarks only
+    # d share / d part map = -(mask's cell mean) / K: most negative where the mask is.
+    np.testing.assert_allclose(tape.gradient(share, part_maps).numpy()[0, :, :, 0], [[-0.5, 0.0], [0.0, -0.0625]])
+
+
+def test_landmark_foreground_weight_adds_its_term_to_the_loss(tiny_config):
+    # Learning rate 0: the same state scored with and without the term; the loss differs by weight x the share.
+    tiny_config.train.weight_decay = 0.0
+    model = build_model(tiny_config.model, tiny_config.data.image_size)
+    optimizer = keras.optimizers.SGD(0.0)
+    optimizer.build(model.trainable_variables)
+    rng = np.random.default_rng(3)
+    batch = {k: tf.constant(rng.uniform(-1, 1, (4, 32, 32, 3)), tf.float32) for k in ("pose", "appearance", "target")}
+    batch["weight"] = tf.ones([4])
+    start = model.get_weights()
+    results = []
+    for weight in (0.0, 2.0):
+        tiny_config.loss.landmark_foreground_weight = weight
+        model.set_weights(start)
+        step = make_train_step(model, PerceptualLoss(layer_weights=(0, 0, 0, 0)), optimizer,
+                               tf.distribute.get_strategy(), tiny_config, global_batch_size=4)
+        results.append({k: float(v) for k, v in step(batch).items()})
+    plain, prior = results
+    assert "landmark_background" not in plain
+    assert 0.0 < prior["landmark_background"] < 1.0
+    assert prior["loss"] == pytest.approx(plain["loss"] + 2.0 * prior["landmark_background"], rel=1e-5)
 
 
 @pytest.mark.parametrize("replicas", [1, 2])
