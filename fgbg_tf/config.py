@@ -323,7 +323,7 @@ def _coerce(key: str, value, annotation):
 
 
 def _merge(target, values: dict, prefix: str = ""):
-    """Writes a nested mapping onto a dataclass instance, rejecting unknown keys."""
+    """Writes a nested mapping onto a dataclass instance, rejecting unknown keys; mapping fields are updated."""
     if not isinstance(values, dict):
         raise ConfigError(f"{prefix.rstrip('.') or 'the config'} must be a mapping, got {values!r}")
     hints = typing.get_type_hints(type(target))
@@ -335,6 +335,10 @@ def _merge(target, values: dict, prefix: str = ""):
         current = getattr(target, key)
         if dataclasses.is_dataclass(current):
             _merge(current, value, path + ".")
+        elif isinstance(current, dict) and isinstance(value, dict):
+            # Mappings (data.options, model.subnetworks) merge key by key: `--set data.options.a=1` after
+            # `--set data.options.b=2` (or a dataset YAML's options) keeps b.
+            setattr(target, key, _coerce(path, {**current, **value}, hints[key]))
         else:
             setattr(target, key, _coerce(path, value, hints[key]))
 

@@ -97,6 +97,11 @@ def test_auto_precision_follows_the_hardware(monkeypatch):
     assert distribute.resolve_precision("mixed_bfloat16") == "mixed_bfloat16"
 
 
+def test_overrides_of_single_options_keep_the_others():
+    config = load_config("videos", overrides=["data.options.cache_dir=/tmp/c", "data.options.test_videos=[a.mp4]"])
+    assert config.data.options == {"framing": "centre_crop", "test_videos": ["a.mp4"], "cache_dir": "/tmp/c"}
+
+
 def test_landmark_foreground_weight_is_checked_by_name():
     with pytest.raises(ConfigError, match="loss.landmark_foreground_weight must be >= 0"):
         load_config("synthetic", overrides=["loss.landmark_foreground_weight=-1"])
