@@ -15,6 +15,10 @@ Outputs in --output (default `<run>/eval/<dataset>-<step>`): report.json,
 report.txt (the table printed), regressor.json (see `regression.py`),
 figure3.png, and containment.png where it applies; with --log-dir, the
 scalars and pictures also go to TensorBoard. The model's weights are only read.
+
+A user's own videos (`--dataset videos`) are scored by the same protocol when a keypoints CSV is given
+(`--keypoints`, or data.options.keypoints at training time); without one, evaluate reports the reconstruction of
+the held-out videos and how steadily the landmarks move (`fgbg_tf/evaluation/unannotated.py`).
 """
 
 from __future__ import annotations
@@ -34,6 +38,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--dataset", choices=DATASET_NAMES, help="dataset to evaluate on (default: the run's)")
     parser.add_argument("--data-dir", help="where the dataset lives (default: the run's data.data_dir)")
     parser.add_argument("--output", help="output folder (default: RUN/eval/<dataset>-<step>)")
+    parser.add_argument("--keypoints", help="videos: a keypoints CSV (file,frame,x1,y1,...; fgbg_tf/data/annotations.py) "
+                                            "for the regression protocol (default: the run's data.options.keypoints)")
+    parser.add_argument("--masks", help="videos, with --keypoints: a folder of masks <file>/<frame>.png of the "
+                                        "annotated frames, for the foreground containment")
+    parser.add_argument("--normalise-by", metavar="A,B", type=lambda text: text.split(","),
+                        help="videos, with --keypoints: also report the error over the distance between points A and B")
     parser.add_argument("--max-frames", type=int, help="use at most this many frames of each split")
     parser.add_argument("--batch-size", type=int, default=32, help="frames per pose-encoder call (default 32)")
     parser.add_argument("--num-images", type=int, default=8, help="test images in figure3.png (default 8; 0: none)")
@@ -55,9 +65,13 @@ def main(argv=None) -> int:
     from fgbg_tf.evaluation.runner import evaluate_checkpoint
     from fgbg_tf.training.checkpoints import CheckpointError
 
+    annotations = {key: value for key, value in
+                   (("keypoints", args.keypoints), ("masks", args.masks), ("normalise_by", args.normalise_by))
+                   if value is not None}
+
     def body():
         evaluate_checkpoint(args.checkpoint, args.dataset, args.data_dir, args.output, args.max_frames,
-                            args.batch_size, args.num_images, args.log_dir, args.untrained)
+                            args.batch_size, args.num_images, args.log_dir, args.untrained, annotations)
 
     return run_command(body, {(ConfigError, DatasetError, FileNotFoundError, CheckpointError): 2})
 

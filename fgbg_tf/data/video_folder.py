@@ -22,6 +22,13 @@ the cache without decoding. A video that does not open, or that has fewer frames
 is named and left out; a video that ends before the frame count its container declares is named with both numbers;
 a frame of a folder that does not decode stays in place as an invalid frame and is named.
 
+Annotations are optional and only `evaluate` reads them (`fgbg_tf/data/annotations.py` has the formats):
+`data.options.keypoints`, a CSV of points in the original frames' pixels, makes the regression protocol apply (fit
+on the annotated frames of the training videos, report on those of the held-out videos; error by the image side,
+and with `data.options.normalise_by: [a, b]` by the distance between the true points a and b, as MAFL's
+inter-ocular distance); `data.options.masks`, a folder of per-frame masks of the annotated frames, adds Figure 2b's
+containment. Both are checked when the reader starts, so that a bad file stops a run before any work.
+
 Example:
     clips = VideoFolderDataset(DataConfig(name="videos", data_dir="my_videos", image_size=64))
 """
@@ -40,6 +47,7 @@ import numpy as np
 import tensorflow as tf
 
 from fgbg_tf.config import DataConfig
+from fgbg_tf.data.annotations import find_mask, read_keypoints_csv, read_mask, to_input_pixels
 from fgbg_tf.data.base import (
     DatasetError,
     LandmarkDataset,
@@ -62,7 +70,10 @@ from fgbg_tf.data.media import (
 
 logger = logging.getLogger("fgbg_tf.data.video_folder")
 
-OPTIONS = {"framing": "centre_crop", "test_videos": 0.2, "cache_dir": None}
+OPTIONS = {"framing": "centre_crop", "test_videos": 0.2, "cache_dir": None, "keypoints": None, "masks": None,
+           "normalise_by": None}
+# Bumped when the cache's content changes, so that an older cache is decoded again rather than misread.
+CACHE_VERSION = 2
 DEFAULT_CACHE_DIR = Path("~", ".cache", "fgbg_tf", "videos")
 LAYOUT = ("expected layout: <data_dir>/ holding video files or folders of numbered frames (1.jpg, 2.jpg, ...), "
           "in sub-folders or not")
@@ -113,7 +124,8 @@ class VideoFolderDataset(LandmarkDataset):
     """Reader of a folder of videos for training (see the module docstring).
 
     Args:
-        config: `DataConfig` with `data_dir` the folder; `options`: framing, test_videos, cache_dir.
+        config: `DataConfig` with `data_dir` the folder; `options`: framing, test_videos, cache_dir, and for
+            `evaluate` keypoints, masks, normalise_by.
 
     Attributes:
         videos: {"train", "test"}: the `VideoSource`s of each split; `skipped`: (path, reason) of what was left out.
@@ -128,7 +140,8 @@ class VideoFolderDataset(LandmarkDataset):
     default_options = OPTIONS
     layout = LAYOUT
     is_video = True
-    regression_splits = ()  # no annotations: nothing to fit a regressor on
+    regression_splits = ()  # without data.options.keypoints: nothing to fit a regressor on
+    partial_keypoints = True  # a user's CSV may leave points out (NaN): frames are kept, the points ignored
 
     def __init__(self, config: DataConfig):
         super().__init__(config)
@@ -158,84 +171,136 @@ class VideoFolderDataset(LandmarkDataset):
         if self.videos["test"]:
             logger.info("videos: held out for testing (data.options.test_videos): %s",
                         ", ".join(v.name for v in self.videos["test"]))
-        self.train_names = [name for name, _, _ in clips]
-        self.lengths = np.array([len(frames) for _, frames, _ in clips], np.int64)
+        self.train_names = [source.name for source, _ in clips]
+        self.lengths = np.array([len(clip["frames"]) for _, clip in clips], np.int64)
         self.starts = np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)
-        self.frames = np.concatenate([frames for _, frames, _ in clips])
-        self.valid = np.concatenate([valid for _, _, valid in clips])
+        self.frames = np.concatenate([clip["frames"] for _, clip in clips])
+        self.valid = np.concatenate([clip["valid"] for _, clip in clips])
+        self._read_annotations()
 
-    def _load(self, sources: list[VideoSource]) -> list[tuple[str, np.ndarray, np.ndarray]]:
-        """(name, frames, valid) of every usable video, from the cache or decoded into it."""
+    def _read_annotations(self) -> None:
+        keypoints, masks, pair = (self.options[k] for k in ("keypoints", "masks", "normalise_by"))
+        self.annotations, self.normalise_pair = {}, None
+        if keypoints is None:
+            if masks is not None or pair is not None:
+                raise DatasetError("data.options.masks and data.options.normalise_by need data.options.keypoints "
+                                   "(the frames they apply to)")
+            return
+        path = self.root / Path(keypoints).expanduser()  # an absolute path stays as it is
+        self.keypoint_names, self.annotations = read_keypoints_csv(path)
+        known = {v.name: v for split in self.videos.values() for v in split}
+        unknown = sorted({file for file, _ in self.annotations} - set(known))
+        if unknown:
+            raise DatasetError(f"{path}: {unknown[:5]} are not videos under {self.root}; the 'file' column names a "
+                               f"video by its path relative to data_dir, e.g. {sorted(known)[:3]}")
+        annotated = {split: [v for v in videos if any(file == v.name for file, _ in self.annotations)]
+                     for split, videos in self.videos.items()}
+        if not annotated["train"] or not annotated["test"]:
+            raise DatasetError(
+                f"{path}: the regression protocol fits on annotated frames of the training videos and reports on "
+                f"those of the held-out ones; annotated now: {len(annotated['train'])} training and "
+                f"{len(annotated['test'])} held-out video(s) (data.options.test_videos chooses the held-out ones: "
+                f"{[v.name for v in self.videos['test']]})")
+        if pair is not None:
+            if not (isinstance(pair, list) and len(pair) == 2 and set(pair) <= set(self.keypoint_names)
+                    and pair[0] != pair[1]):
+                raise DatasetError(f"data.options.normalise_by must name two of the CSV's points "
+                                   f"{list(self.keypoint_names)}, got {pair!r}")
+            self.normalise_pair = tuple(self.keypoint_names.index(name) for name in pair)
+        self.masks_root = None if masks is None else self.root / Path(masks).expanduser()
+        if self.masks_root is not None and not self.masks_root.is_dir():
+            raise DatasetError(f"data.options.masks: {self.masks_root} is not a folder; expected <file>/<frame>.png "
+                               "for every annotated frame")
+        for file, frame in self.annotations:  # every mask found before any work, the first missing one named
+            if self.masks_root is not None:
+                find_mask(self.masks_root, file, frame)
+        self.regression_splits = ("train", "test")
+        self.has_masks = self.masks_root is not None
+
+    def _load(self, sources: list[VideoSource]) -> list[tuple[VideoSource, dict]]:
+        """(source, clip) of every usable video, from the cache or decoded into it; a clip holds "frames" uint8
+        [T, S, S, 3], "valid" bool [T], and each frame's framing "boxes" int [T, 4] and source "sizes" (h, w)."""
         low = self.config.temporal_offset[0]
         clips = []
         for source in sources:
             try:
-                frames, valid = self._cached(source)
+                clip = self._cached(source)
             except MediaError as error:
                 self.skipped.append((str(source.path), str(error).removeprefix(f"{source.path}: ")))
                 continue
-            if len(frames) < low + 1:
-                self.skipped.append((str(source.path), f"{len(frames)} frame(s): data.temporal_offset {low} needs "
-                                                       f"at least {low + 1}"))
+            if len(clip["frames"]) < low + 1:
+                self.skipped.append((str(source.path), f"{len(clip['frames'])} frame(s): data.temporal_offset {low} "
+                                                       f"needs at least {low + 1}"))
                 continue
-            clips.append((source.name, frames, valid))
+            clips.append((source, clip))
         return clips
 
-    def _cached(self, source: VideoSource) -> tuple[np.ndarray, np.ndarray]:
+    def _cached(self, source: VideoSource) -> dict:
         files = source.frames or (source.path,)
         stats = []
         for file in files:  # one stat per file: a folder of frames can hold thousands
             status = file.stat()
             stats.append((str(file.resolve()), status.st_size, status.st_mtime_ns))
-        key = json.dumps([stats, self.image_size, self.framing])
+        key = json.dumps([CACHE_VERSION, stats, self.image_size, self.framing])
         path = self.cache_dir / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.npz"
         if path.is_file():
             try:
                 with np.load(path) as stored:
-                    frames, valid = stored["frames"], stored["valid"]
+                    clip = {k: stored[k] for k in ("frames", "valid", "boxes", "sizes")}
                 # Frames found invalid when the video was decoded are named again on every run, not only the first.
                 self.skipped += [(str(source.frames[i]) if source.frames else f"{source.path} frame {i}",
-                                  f"frame of {source.name} kept as invalid (cached)") for i in np.flatnonzero(~valid)]
-                return frames, valid
+                                  f"frame of {source.name} kept as invalid (cached)")
+                                 for i in np.flatnonzero(~clip["valid"])]
+                return clip
             except Exception as error:  # noqa: BLE001 - damaged (truncated zip, empty file): decoded again, not trusted
                 logger.warning("videos: the cache %s of %s does not read (%s); decoding again", path, source.name,
                                error)
         started = time.perf_counter()
-        frames, valid = self._decode(source)
+        clip = self._decode(source)
         partial = path.with_name(f"{path.stem}.{os.getpid()}.partial.npz")
         try:
             self.cache_dir.mkdir(parents=True, exist_ok=True)
-            np.savez(partial, frames=frames, valid=valid)
+            np.savez(partial, **clip)
             os.replace(partial, path)  # whole or absent: an interrupted write never leaves a cache that looks complete
         except OSError as error:  # a full disk or a read-only cache: train from memory, decode again next time
             partial.unlink(missing_ok=True)
             logger.warning("videos: could not cache %s in %s (%s); it will be decoded again next time", source.name,
                            self.cache_dir, error)
         seconds = time.perf_counter() - started
-        logger.info("videos: %s: %d frames decoded and cached in %.1f s (%.0f frames/s)", source.name, len(frames),
-                    seconds, len(frames) / max(seconds, 1e-9))
-        return frames, valid
+        count = len(clip["frames"])
+        logger.info("videos: %s: %d frames decoded and cached in %.1f s (%.0f frames/s)", source.name, count, seconds,
+                    count / max(seconds, 1e-9))
+        return clip
 
-    def _decode(self, source: VideoSource) -> tuple[np.ndarray, np.ndarray]:
+    def _decode(self, source: VideoSource) -> dict:
         size = self.image_size
+        frames, valid, boxes, sizes = [], [], [], []
         if source.frames:
-            frames, valid = [], []
             for file in source.frames:
                 try:
-                    frames.append(frame_image(read_image(file), size, self.framing, file)[0])
-                    valid.append(True)
+                    image = read_image(file)
+                    framed, box = frame_image(image, size, self.framing, file)
                 except MediaError as error:
                     # In place, so that the frames after it keep their time offsets.
                     self.skipped.append((str(file), f"frame of {source.name} kept as invalid: {error}"))
-                    frames.append(np.zeros([size, size, 3], np.uint8))
-                    valid.append(False)
-            return np.stack(frames), np.array(valid)
-        frames = [frame_image(frame, size, self.framing, source.path)[0] for frame in video_frames(source.path)]
-        declared = video_length(source.path)
-        if len(frames) < declared:
-            logger.warning("videos: %s: %d frames read of the %d its container declares (a truncated file?)",
-                           source.path, len(frames), declared)
-        return np.stack(frames), np.ones(len(frames), bool)
+                    framed, box, image = np.zeros([size, size, 3], np.uint8), (0, 0, 0, 0), np.zeros([0, 0])
+                frames.append(framed)
+                valid.append(box[2] > 0)
+                boxes.append(box)
+                sizes.append(image.shape[:2])
+        else:
+            for frame in video_frames(source.path):
+                framed, box = frame_image(frame, size, self.framing, source.path)
+                frames.append(framed)
+                valid.append(True)
+                boxes.append(box)
+                sizes.append(frame.shape[:2])
+            declared = video_length(source.path)
+            if len(frames) < declared:
+                logger.warning("videos: %s: %d frames read of the %d its container declares (a truncated file?)",
+                               source.path, len(frames), declared)
+        return {"frames": np.stack(frames), "valid": np.array(valid), "boxes": np.array(boxes, np.int64),
+                "sizes": np.array(sizes, np.int64)}
 
     @property
     def num_train_items(self) -> int:
@@ -259,6 +324,44 @@ class VideoFolderDataset(LandmarkDataset):
 
         return shuffled_items(self.num_train_items, seed, start, shard).map(pair, num_parallel_calls=tf.data.AUTOTUNE)
 
+    def held_out_clips(self) -> list[tuple[str, dict]]:
+        """(name, clip) of every usable held-out video (clips as `_load` returns them)."""
+        clips = self._load(self.videos["test"])
+        if not clips:
+            raise DatasetError(f"no usable held-out video under {self.root} (data.options.test_videos: "
+                               f"{self.options['test_videos']!r}); hold one out to evaluate on")
+        return [(source.name, clip) for source, clip in clips]
+
     def eval_split(self, split: str) -> tf.data.Dataset:
-        raise DatasetError("the videos dataset has no annotations to evaluate; predict the landmarks of the held-out "
-                           "videos instead (python -m fgbg_tf.predict --framing ...)")
+        """The annotated frames of the split's videos: {"image", "keypoints" (NaN where missing), "valid", "source"
+        (and "mask")}, keypoints and masks framed as the images are."""
+        if not self.annotations:
+            raise DatasetError("the videos dataset has no annotations to evaluate on (data.options.keypoints names a "
+                               "CSV; see fgbg_tf/data/annotations.py)")
+        if split not in self.videos:
+            raise DatasetError(f"videos has the splits {sorted(self.videos)}, not {split!r}")
+        size = self.image_size
+        columns = {"image": [], "keypoints": [], "valid": [], "source": [], **({"mask": []} if self.has_masks else {})}
+        for source, clip in self._load(self.videos[split]):
+            numbers = ({int(p.stem): i for i, p in enumerate(source.frames)} if source.frames
+                       else {i: i for i in range(len(clip["frames"]))})
+            for (file, frame), points in sorted(self.annotations.items()):
+                if file != source.name:
+                    continue
+                if frame not in numbers:
+                    raise DatasetError(f"data.options.keypoints: {file} has no frame {frame} (frames: "
+                                       f"{min(numbers)}..{max(numbers)})")
+                index = numbers[frame]
+                box = tuple(int(v) for v in clip["boxes"][index])
+                columns["image"].append(clip["frames"][index])
+                columns["keypoints"].append(to_input_pixels(points, size, box).astype(np.float32))
+                columns["valid"].append(bool(clip["valid"][index]))
+                columns["source"].append(f"{file} frame {frame}")
+                if self.has_masks:
+                    mask_path = find_mask(self.masks_root, file, frame)
+                    height, width = (int(v) for v in clip["sizes"][index])
+                    framed = frame_image(read_mask(mask_path, height, width), size, self.framing, mask_path)[0]
+                    columns["mask"].append((framed[..., 0] > 127).astype(np.uint8))
+        if not columns["image"]:
+            raise DatasetError(f"videos split {split!r}: no annotated frame of a usable video")
+        return tf.data.Dataset.from_tensor_slices({k: np.stack(v) for k, v in columns.items()})

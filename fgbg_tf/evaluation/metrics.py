@@ -60,7 +60,28 @@ def mean_error_by_image_size(predicted, ground_truth, image_size: int) -> float:
     """Human3.6M error (paper Table 1a): mean distance / image side, in percent."""
     if image_size <= 0:
         raise ValueError(f"image_size must be positive, got {image_size}")
-    return float(100.0 * np.mean(point_errors(predicted, ground_truth)) / image_size)
+    return float(100.0 * _mean_present(point_errors(predicted, ground_truth)) / image_size)
+
+
+def mean_error_by_pair(predicted, ground_truth, first: int, second: int) -> float:
+    """Mean distance / the distance between GT points `first` and `second` of the frame, in percent (MAFL's
+    inter-ocular normalisation for a user's named pair). Missing (NaN) points and frames without the pair are left
+    out of the mean."""
+    ground_truth = _points("ground_truth", ground_truth)
+    distance = np.linalg.norm(ground_truth[:, first] - ground_truth[:, second], axis=-1)
+    if np.any(distance <= 0):
+        raise ValueError(f"ground_truth has {int(np.sum(distance <= 0))} frame(s) where points {first} and {second} "
+                         "coincide")
+    return float(100.0 * _mean_present(point_errors(predicted, ground_truth) / distance[:, None]))
+
+
+def _mean_present(values: np.ndarray) -> float:
+    """The mean of the finite values (points a user's annotations leave out are NaN); an error if there is none."""
+    values = np.asarray(values, np.float64)
+    present = np.isfinite(values)
+    if not present.any():
+        raise ValueError("no annotated point to score")
+    return float(values[present].mean())
 
 
 def pixel_accuracy(predicted, ground_truth, threshold: float) -> float:

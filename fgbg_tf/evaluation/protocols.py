@@ -5,6 +5,8 @@
     celeba,    mean error / inter-ocular distance, %
     faces5pt
     synthetic  mean error / image side, % and accuracy within 6 px at 128 px (scaled to the image side)
+    videos     a user's CSV (data/annotations.py): mean error / image side, %, and with a named pair of points
+               mean error / their distance, % (missing points left out)
 
 `landmark_report` fits the linear regressor (no intercept) on one split's landmark means and scores the other, with
 both coordinate origins, the mean-pose reference and, where masks exist, Figure 2b's containment;
@@ -41,7 +43,10 @@ PROTOCOLS = {
     "celeba": Protocol("top_left", "error_by_iod_pct", False),
     "faces5pt": Protocol("top_left", "error_by_iod_pct", False),
     "synthetic": Protocol("centre", "accuracy_pct", True),
+    "videos": Protocol("centre", "error_by_image_size_pct", False),
 }
+# The headline when a user's annotations name a pair of points to normalise by (data.options.normalise_by).
+PAIR_HEADLINE = "error_by_pair_pct"
 
 
 @dataclasses.dataclass
@@ -67,8 +72,10 @@ class SplitLandmarks:
     sample: dict
 
 
-def score(dataset: str, predicted: np.ndarray, landmarks: SplitLandmarks, image_size: int) -> dict:
-    """The dataset's metrics (module docstring) of predicted keypoints [N, J, 2] in crop pixels."""
+def score(dataset: str, predicted: np.ndarray, landmarks: SplitLandmarks, image_size: int,
+          pair: tuple[int, int] | None = None) -> dict:
+    """The dataset's metrics (module docstring) of predicted keypoints [N, J, 2] in crop pixels; `pair`: the
+    indices of the points whose distance normalises the error too."""
     truth = landmarks.keypoints
     if dataset == "bbc":
         if landmarks.boxes is None:
@@ -82,6 +89,8 @@ def score(dataset: str, predicted: np.ndarray, landmarks: SplitLandmarks, image_
     if dataset in ("celeba", "faces5pt"):
         return {"error_by_iod_pct": metrics.mean_error_by_interocular(predicted, truth)}
     results = {"error_by_image_size_pct": metrics.mean_error_by_image_size(predicted, truth, image_size)}
+    if pair is not None:
+        results[PAIR_HEADLINE] = metrics.mean_error_by_pair(predicted, truth, *pair)
     if dataset == "synthetic":
         threshold = metrics.SYNTHETIC_THRESHOLD_AT_128 * image_size / 128
         results["accuracy_pct"] = 100.0 * metrics.pixel_accuracy(predicted, truth, threshold)
@@ -90,21 +99,26 @@ def score(dataset: str, predicted: np.ndarray, landmarks: SplitLandmarks, image_
 
 
 def landmark_report(dataset: str, split_names: tuple[str, str], fit: SplitLandmarks, test: SplitLandmarks,
-                    image_size: int, keypoint_names=()) -> tuple[dict, dict]:
+                    image_size: int, keypoint_names=(), pair: tuple[int, int] | None = None) -> tuple[dict, dict]:
     """The protocol's numbers for landmarks found on the fit and report splits, whatever model found them.
 
     Fits a regressor per origin on `fit` and scores `test` (and `fit`, which shows how much of
     the error is under-fitting), adds the mean-pose reference and, for splits with masks,
-    the containment. Returns (the report's protocol part, {origin: Regressor}).
+    the containment. `pair`: indices of two keypoints whose distance normalises the error as well (then the
+    headline). Returns (the report's protocol part, {origin: Regressor}).
     """
     protocol = PROTOCOLS[dataset]
+    headline = PAIR_HEADLINE if pair is not None else protocol.headline
     results, fit_results, regressors = {}, {}, {}
     for origin in (protocol.origin, *(o for o in ORIGINS if o != protocol.origin)):
         regressors[origin] = fit_regressor(fit.means_pixels, fit.keypoints, origin, image_size, keypoint_names)
-        results[origin] = score(dataset, apply_regressor(regressors[origin], test.means_pixels), test, image_size)
-        fit_results[origin] = score(dataset, apply_regressor(regressors[origin], fit.means_pixels), fit, image_size)
-    # What a model without landmarks gets: every test frame predicted as the fit split's mean pose.
-    mean_pose = np.broadcast_to(fit.keypoints.mean(axis=0), test.keypoints.shape)
+        results[origin] = score(dataset, apply_regressor(regressors[origin], test.means_pixels), test, image_size,
+                                pair)
+        fit_results[origin] = score(dataset, apply_regressor(regressors[origin], fit.means_pixels), fit, image_size,
+                                    pair)
+    # What a model without landmarks gets: every test frame predicted as the fit split's mean pose (of the frames
+    # that have each point, where a user's annotations leave some out).
+    mean_pose = np.broadcast_to(np.nanmean(fit.keypoints, axis=0), test.keypoints.shape)
     splits = {}
     for role, name, part in (("fit", split_names[0], fit), ("report", split_names[1], test)):
         splits[role] = {"name": name, "frames": len(part.keypoints), "dropped": len(part.dropped),
@@ -117,8 +131,9 @@ def landmark_report(dataset: str, split_names: tuple[str, str], fit: SplitLandma
         "origin": protocol.origin,
         "results": results,
         "fit_split_results": fit_results,
-        "mean_pose_reference": score(dataset, mean_pose, test, image_size),
-        "headline": {"metric": protocol.headline, "value": results[protocol.origin][protocol.headline],
+        "mean_pose_reference": score(dataset, mean_pose, test, image_size, pair),
+        "normalised_by": None if pair is None else [list(keypoint_names)[i] for i in pair],
+        "headline": {"metric": headline, "value": results[protocol.origin][headline],
                      "higher_is_better": protocol.higher_is_better},
         "containment": (containment_report(test.containment, test.foreground_fraction)
                         if test.containment is not None else None),

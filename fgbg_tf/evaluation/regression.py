@@ -85,7 +85,10 @@ def origin_offset(origin: str, image_size: int) -> float:
 
 
 def fit_regressor(means_pixels, keypoints, origin: str, image_size: int, keypoint_names=()) -> Regressor:
-    """Least squares without intercept from means [N, K, 2] to keypoints [N, J, 2], both in pixels."""
+    """Least squares without intercept from means [N, K, 2] to keypoints [N, J, 2], both in pixels.
+
+    A keypoint that is NaN in some frames (a user's CSV may leave points out) is fitted on the frames that have it.
+    """
     means_pixels = np.asarray(means_pixels, np.float64)
     keypoints = np.asarray(keypoints, np.float64)
     if means_pixels.ndim != 3 or means_pixels.shape[-1] != 2:
@@ -94,13 +97,23 @@ def fit_regressor(means_pixels, keypoints, origin: str, image_size: int, keypoin
         raise ValueError(
             f"keypoints must be [frames, keypoints, 2] with {means_pixels.shape[0]} frames, got shape {keypoints.shape}"
         )
-    if not np.all(np.isfinite(keypoints)) or not np.all(np.isfinite(means_pixels)):
-        raise ValueError("means_pixels and keypoints must be finite")
+    if not np.all(np.isfinite(means_pixels)):
+        raise ValueError("means_pixels must be finite")
     offset = origin_offset(origin, image_size)
     inputs = (means_pixels - offset).reshape(len(means_pixels), -1)
     targets = (keypoints - offset).reshape(len(keypoints), -1)
-    linear = LinearRegression(fit_intercept=False).fit(inputs, targets)
-    return Regressor(linear.coef_.T, origin, image_size, keypoint_names)
+    present = np.isfinite(targets)
+    if present.all():
+        linear = LinearRegression(fit_intercept=False).fit(inputs, targets)
+        return Regressor(linear.coef_.T, origin, image_size, keypoint_names)
+    # A user's annotations may leave points out (NaN): each coordinate is fitted on the frames that have it.
+    coefficients = np.zeros([inputs.shape[1], targets.shape[1]])
+    for column in range(targets.shape[1]):
+        rows = present[:, column]
+        if not rows.any():
+            raise ValueError(f"keypoint {column // 2} is missing in every frame of the fit split")
+        coefficients[:, column] = LinearRegression(fit_intercept=False).fit(inputs[rows], targets[rows, column]).coef_
+    return Regressor(coefficients, origin, image_size, keypoint_names)
 
 
 def apply_regressor(regressor: Regressor, means_pixels):

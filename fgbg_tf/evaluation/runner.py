@@ -33,14 +33,16 @@ from fgbg_tf.evaluation.protocols import (
 )
 from fgbg_tf.evaluation.regression import Regressor, apply_regressor, save_regressor
 from fgbg_tf.evaluation.summaries import log_evaluation
+from fgbg_tf.evaluation.unannotated import format_unannotated, unannotated_video_report
 from fgbg_tf.model.landmarks import to_pixels
 from fgbg_tf.training.checkpoints import load_run_config, load_trained_model
 
 logger = logging.getLogger("fgbg_tf.evaluate")
 
 
-def data_config(config: Config, dataset: str | None, data_dir: str | None) -> DataConfig:
-    """The run's data settings, or another dataset's defaults at the run's image size."""
+def data_config(config: Config, dataset: str | None, data_dir: str | None, options: dict | None = None) -> DataConfig:
+    """The run's data settings, or another dataset's defaults at the run's image size; `options` update
+    data.options (a user's annotations given to `evaluate`)."""
     if dataset is None or dataset == config.data.name:
         data = copy.deepcopy(config.data)
     else:
@@ -49,6 +51,7 @@ def data_config(config: Config, dataset: str | None, data_dir: str | None) -> Da
         data.image_size = config.data.image_size
     if data_dir is not None:
         data.data_dir = data_dir
+    data.options = {**data.options, **(options or {})}
     return data
 
 
@@ -87,7 +90,9 @@ def run_split(
         count = int(images.shape[0])
         valid = batch["valid"].numpy() if "valid" in batch else np.ones(count, bool)
         points = batch["keypoints"].numpy()
-        finite = np.all(np.isfinite(points), axis=(1, 2))
+        # A user's CSV may leave single points out (scored without them); the named datasets need every point.
+        finite = np.isfinite(points).all(axis=2)
+        finite = finite.any(axis=1) if getattr(dataset, "partial_keypoints", False) else finite.all(axis=1)
         sources = batch["source"].numpy() if "source" in batch else np.array([b"?"] * count)
         dropped += [(s.decode(), "unreadable") for s in sources[~valid]]
         dropped += [(s.decode(), "keypoints not finite") for s in sources[valid & ~finite]]
@@ -183,14 +188,16 @@ def evaluate_checkpoint(
     num_images: int = 8,
     log_dir: str | Path | None = None,
     untrained: bool = False,
+    annotations: dict | None = None,
 ) -> dict:
     """Evaluates a trained run or checkpoint; writes the outputs listed in the module docstring.
 
     With `untrained=True` the run's model is evaluated at its initial weights (step 0),
-    the baseline that shows what training bought. Returns the report (report.json).
+    the baseline that shows what training bought. `annotations`: data.options of a user's keypoints, masks and
+    normalise_by (the `videos` dataset). Returns the report (report.json).
     """
     run_config, run_dir, prefix = load_run_config(checkpoint)
-    data = data_config(run_config, dataset, data_dir)
+    data = data_config(run_config, dataset, data_dir, annotations)
     if data.name not in PROTOCOLS:
         raise DatasetError(
             f"{data.name} has no keypoint annotations, so the regression protocol does not apply; "
@@ -206,6 +213,14 @@ def evaluate_checkpoint(
     label = "untrained" if untrained else step
     output = Path(output) if output is not None else run_dir / "eval" / f"{data.name}-{label}"
     output.mkdir(parents=True, exist_ok=True)
+    header = {"dataset": data.name, "checkpoint": prefix, "step": step, "variant": config.model.variant,
+              "num_landmarks": config.model.num_landmarks}
+    if not reader.regression_splits:  # a user's videos without a keypoints CSV: what can be said without one
+        logger.info("%s: no keypoints (data.options.keypoints), so no regression; reporting reconstruction and "
+                    "landmark stability on the held-out videos", data.name)
+        report = {**header, **unannotated_video_report(model, reader.held_out_clips(), data.temporal_offset[0],
+                                                       batch_size, max_frames)}
+        return _write_report(report, format_unannotated(report), output, {}, log_dir, step)
 
     detect = make_detector(model, size)
     fit_split, report_split = reader.regression_splits
@@ -217,13 +232,11 @@ def evaluate_checkpoint(
             logger.warning("%s/%s: dropped %d invalid frame(s), e.g. %s", data.name, name, len(part.dropped),
                            "; ".join(f"{s} ({r})" for s, r in part.dropped[:5]))
 
-    report, regressors = landmark_report(data.name, reader.regression_splits, fit, test, size, reader.keypoint_names)
+    report, regressors = landmark_report(data.name, reader.regression_splits, fit, test, size, reader.keypoint_names,
+                                         getattr(reader, "normalise_pair", None))
     regressor_path = save_regressor(regressors[protocol.origin], output / "regressor.json")
     report.update({
-        "checkpoint": prefix,
-        "step": step,
-        "variant": config.model.variant,
-        "num_landmarks": config.model.num_landmarks,
+        **header,
         "factorisation": (
             factorisation_report(model, reader.factorisation_split(report_split), batch_size, max_frames)
             if hasattr(reader, "factorisation_split") else None
@@ -243,10 +256,14 @@ def evaluate_checkpoint(
             title=f"Foreground containment ({data.name}, step {step})",
             x_label="landmark, sorted by containment", y_label="% of mass in foreground", log_y=True,
         )
+    return _write_report(report, format_table(report), output, pictures, log_dir, step)
+
+
+def _write_report(report: dict, table: str, output: Path, pictures: dict, log_dir, step: int) -> dict:
+    """Writes report.json, report.txt and the pictures to `output` (and TensorBoard), prints the table."""
+    report.setdefault("files", {})
     for name, image in pictures.items():
         report["files"][name] = str(save_png(output / f"{name}.png", image))
-
-    table = format_table(report)
     (output / "report.txt").write_text(table + "\n")
     report["files"]["report"] = str(output / "report.json")
     (output / "report.json").write_text(json.dumps(report, indent=1))

@@ -75,10 +75,14 @@ def log_evaluation(log_dir, report: dict, pictures: dict, step: int) -> None:
     writer = tf.summary.create_file_writer(str(log_dir))
     prefix = f"eval/{report['dataset']}"
     with writer.as_default(step=step):
-        for origin, values in report["results"].items():
+        for origin, values in report.get("results", {}).items():
             for name, value in values.items():
                 tf.summary.scalar(f"{prefix}/{origin}/{name}", value)
-        if report["containment"]:
+        # A user's videos without annotations (evaluation/unannotated.py).
+        for name in ("reconstruction_psnr_db", "copy_appearance_psnr_db", "landmark_step_px", "landmark_spread_px"):
+            if report.get(name) is not None:
+                tf.summary.scalar(f"{prefix}/{name}", report[name])
+        if report.get("containment"):
             tf.summary.scalar(f"{prefix}/containment_min_pct", report["containment"]["min_percent"])
         for name, value in (report.get("factorisation") or {}).items():
             tf.summary.scalar(f"{prefix}/factorisation/{name}", value)

@@ -138,3 +138,63 @@ def test_bad_videos_and_frames_are_named(root, tmp_path, caplog):
     np.testing.assert_array_equal(damaged.frames, clips.frames)
     with pytest.raises(DatasetError, match="holds no video"):
         reader(tmp_path / "cache", tmp_path)
+
+
+def annotate(root, rows, header="file,frame,x1,y1,x2,y2"):
+    (root / "keypoints.csv").write_text("\n".join([header, *rows]) + "\n")
+
+
+def test_keypoints_csv_gives_framed_points_of_each_split(root, tmp_path):
+    # The frames are 40 x 24, centre-cropped to (8, 0, 24, 24) and resized to 16 px: (x, y) -> ((x - 8 + 0.5) /
+    # 1.5 - 0.5, (y + 0.5) / 1.5 - 0.5). Folder frames are named by the number in their file name (10 is the third).
+    annotate(root, ["a.avi,4,20,12,8,0", "frames,10,32,24,,", "sub/b.avi,2,14,6,26,18"])
+    clips = reader(root, tmp_path, test_videos=["sub/b.avi"], keypoints="keypoints.csv", normalise_by=["1", "2"])
+    assert clips.regression_splits == ("train", "test") and clips.keypoint_names == ("1", "2")
+    assert clips.normalise_pair == (0, 1) and not clips.has_masks
+    train = list(clips.eval_split("train").as_numpy_iterator())
+    assert [e["source"].decode() for e in train] == ["a.avi frame 4", "frames frame 10"]
+    to_input = lambda x, y: [(x - 8 + 0.5) / 1.5 - 0.5, (y + 0.5) / 1.5 - 0.5]  # noqa: E731
+    np.testing.assert_allclose(train[0]["keypoints"], [to_input(20, 12), to_input(8, 0)], rtol=1e-6)
+    assert levels(train[0]["image"]) == pytest.approx(LEVEL(0, 4), abs=3)
+    assert levels(train[1]["image"]) == pytest.approx(LEVEL(2, 10), abs=3)
+    np.testing.assert_allclose(train[1]["keypoints"][0], to_input(32, 24), rtol=1e-6)
+    assert np.isnan(train[1]["keypoints"][1]).all()
+    (test,) = clips.eval_split("test").as_numpy_iterator()
+    assert test["source"].decode() == "sub/b.avi frame 2" and levels(test["image"]) == pytest.approx(LEVEL(1, 2), abs=3)
+
+
+def test_masks_are_framed_like_their_frames(root, tmp_path):
+    from fgbg_tf.data.media import write_image
+
+    annotate(root, ["a.avi,0,20,12,8,0", "sub/b.avi,1,14,6,26,18"])
+    for file, frame in (("a.avi", 0), ("sub/b.avi", 1)):
+        mask = np.zeros((24, 40, 3), np.uint8)
+        mask[:12, 8:20] = 255  # the top-left quarter of the centre crop
+        write_image(root / "masks" / file / f"{frame}.png", mask)
+    clips = reader(root, tmp_path, test_videos=["sub/b.avi"], keypoints="keypoints.csv", masks="masks")
+    assert clips.has_masks
+    (test,) = clips.eval_split("test").as_numpy_iterator()
+    expected = np.zeros((16, 16), np.uint8)
+    expected[:8, :8] = 1
+    np.testing.assert_array_equal(test["mask"], expected)
+    (root / "masks" / "a.avi" / "0.png").unlink()
+    with pytest.raises(DatasetError, match=r"no mask for a.avi frame 0: expected .*masks/a.avi/0.png"):
+        reader(root, tmp_path, test_videos=["sub/b.avi"], keypoints="keypoints.csv", masks="masks")
+
+
+def test_bad_annotations_stop_the_reader_before_any_work(root, tmp_path):
+    annotate(root, ["a.avi,0,20,12,8,0", "c.avi,1,1,1,1,1", "sub/b.avi,1,1,1,1,1"])
+    with pytest.raises(DatasetError, match=r"\['c.avi'\] are not videos under"):
+        reader(root, tmp_path, test_videos=["sub/b.avi"], keypoints="keypoints.csv")
+    annotate(root, ["a.avi,0,20,12,8,0"])
+    with pytest.raises(DatasetError, match=r"annotated now: 1 training and 0 held-out video"):
+        reader(root, tmp_path, test_videos=["sub/b.avi"], keypoints="keypoints.csv")
+    annotate(root, ["a.avi,0,20,12,8,0", "sub/b.avi,1,1,1,1,1"])
+    with pytest.raises(DatasetError, match=r"normalise_by must name two of the CSV's points \['1', '2'\]"):
+        reader(root, tmp_path, test_videos=["sub/b.avi"], keypoints="keypoints.csv", normalise_by=["1", "eye"])
+    with pytest.raises(DatasetError, match=r"masks and data.options.normalise_by need data.options.keypoints"):
+        reader(root, tmp_path, masks="masks")
+    annotate(root, ["a.avi,40,20,12,8,0", "sub/b.avi,1,1,1,1,1"])
+    clips = reader(root, tmp_path, test_videos=["sub/b.avi"], keypoints="keypoints.csv")
+    with pytest.raises(DatasetError, match=r"a.avi has no frame 40 \(frames: 0..11\)"):
+        clips.eval_split("train")

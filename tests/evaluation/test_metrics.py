@@ -108,3 +108,12 @@ def test_psnr_of_a_known_error():
     truth = np.zeros((1, 4, 4, 3))
     # MSE 0.04 on [-1, 1] images: 10 log10(4 / 0.04) = 20 dB.
     assert metrics.psnr(truth + 0.2, truth) == pytest.approx(20.0)
+
+
+def test_error_by_a_named_pair_by_hand_missing_points_left_out():
+    truth = np.array([[[0.0, 0.0], [10.0, 0.0], [5.0, 5.0]], [[0.0, 0.0], [0.0, 20.0], [np.nan, np.nan]]])
+    predicted = truth + np.array([[[1.0, 0.0], [0.0, 0.0], [0.0, 2.0]], [[0.0, 4.0], [0.0, 0.0], [0.0, 0.0]]])
+    # Frame 0: errors 1, 0, 2 over a distance of 10; frame 1: 4, 0 (the third point missing) over 20.
+    expected = 100 * np.mean([0.1, 0.0, 0.2, 0.2, 0.0])
+    assert metrics.mean_error_by_pair(predicted, truth, 0, 1) == pytest.approx(expected)
+    assert metrics.mean_error_by_image_size(predicted, truth, 10) == pytest.approx(100 * np.mean([1, 0, 2, 4, 0]) / 10)

@@ -66,3 +66,18 @@ def test_bad_files_and_shapes_fail_clearly(tmp_path):
         Regressor(np.eye(2), "middle", 8, ())
     with pytest.raises(ValueError, match="means_pixels must be"):
         apply_regressor(Regressor(np.eye(2), "centre", 8, ()), np.zeros((3, 2, 2)))
+
+
+def test_missing_points_are_fitted_on_the_frames_that_have_them():
+    # Keypoints an exact linear map of the means; a third of the frames miss point 1. The fit recovers the map
+    # (NaN rows left out per coordinate), and a fit on those rows alone is no better.
+    rng = np.random.default_rng(4)
+    means = rng.uniform(0, 32, (60, 3, 2))
+    truth = rng.normal(size=(6, 4))
+    keypoints = (means.reshape(60, 6) @ truth).reshape(60, 2, 2)
+    keypoints[::3, 1] = np.nan
+    regressor = fit_regressor(means, keypoints, "top_left", 32)
+    np.testing.assert_allclose(regressor.coefficients, truth, atol=1e-9)
+    keypoints[:, 0] = np.nan
+    with pytest.raises(ValueError, match="keypoint 0 is missing in every frame"):
+        fit_regressor(means, keypoints, "top_left", 32)
