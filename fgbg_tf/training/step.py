@@ -128,7 +128,7 @@ def make_train_step(model, loss_fn, optimizer, strategy, config: Config, global_
                 # The warm-up's reconstruction is the foreground alone; MaskNet and BGNet get no gradient yet.
                 reconstruction = tf.cond(step < warmup, lambda: outputs["foreground"], lambda: reconstruction)
             losses = loss_fn(reconstruction, batch["target"])
-            if prior_weight:
+            if prior_weight and "mask" in outputs:
                 losses["landmark_background"] = landmark_background_share(outputs["part_maps"], outputs["mask"])
                 losses["total"] = losses["total"] + prior_weight * losses["landmark_background"]
             # Per-example losses over the global batch, so replicas add up to the batch mean.
