@@ -57,25 +57,30 @@ def logged_losses(run: Path) -> dict[int, float]:
     return losses
 
 
-# `python -m fgbg_tf.train` with TensorFlow's graph optimiser (grappler) off. On the 8-replica graph (96,000 ops) it
-# spends about 75 s before the first step, and what it changes (fused kernels, folded constants) is not what these
-# tests check: the same losses to float32 rounding, which they still compare against a run with it on.
-UNOPTIMISED_TRAIN = (
-    "import runpy, tensorflow as tf; tf.config.optimizer.set_experimental_options({'disable_meta_optimizer': True}); "
-    "runpy.run_module('fgbg_tf.train', run_name='__main__', alter_sys=True)"
-)
+# How the command-line runs execute their tf.functions. "graph" is the product as users run it. "unoptimised": the
+# same graph with TensorFlow's graph optimiser (grappler) off: what it changes (fused kernels, folded constants) is
+# not what these tests check, and it costs seconds per worker. "eager": no tf.function is traced; the replicas run
+# their ops one by one. Tracing the step once per replica (8 x ~9,000 ops) and instantiating that graph were 70 of
+# the 8-replica test's 92 s; eagerly the same run checks the same path of train() (strategy, sharded data, restore
+# on another replica count, the chief's writes) and the same losses to float32 rounding. The traced multi-replica
+# step itself is covered by the 2-replica test below, the cluster test and training/test_step.py.
+ENTRY = {
+    "graph": "runpy.run_module('fgbg_tf.train', run_name='__main__', alter_sys=True)",
+    "unoptimised": "tf.config.optimizer.set_experimental_options({'disable_meta_optimizer': True})",
+    "eager": "tf.config.run_functions_eagerly(True)",
+}
 
 
-def cli(args, env=None, optimise=True, **kwargs):
-    entry = ["-m", "fgbg_tf.train"] if optimise else ["-c", UNOPTIMISED_TRAIN]
-    command = [sys.executable, *entry, "--no-progress", *args]
+def cli(args, env=None, mode="graph", **kwargs):
+    prologue = "" if mode == "graph" else f"import tensorflow as tf; {ENTRY[mode]}; "
+    command = [sys.executable, "-c", f"import runpy; {prologue}{ENTRY['graph']}", "--no-progress", *args]
     environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
     return subprocess.Popen(command, cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, **kwargs)
 
 
-def run_cli(args, env=None, timeout=600, optimise=True):
-    process = cli(args, env, optimise)
+def run_cli(args, env=None, timeout=600, mode="graph"):
+    process = cli(args, env, mode)
     out, err = process.communicate(timeout=timeout)
     assert process.returncode == 0, err[-3000:]
     return out, err
@@ -102,7 +107,17 @@ def reference(reference_run):
     return json.loads((reference_run.parent / "losses.json").read_text())
 
 
-def test_two_replicas_train_resume_on_one_replica_and_evaluate(reference, tmp_path):
+@pytest.fixture
+def unoptimised():
+    """Grappler off inside the test (see ENTRY), restored after it."""
+    before = tf.config.optimizer.get_experimental_options()
+    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+    yield
+    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": before.get("disable_meta_optimizer", False)})
+
+
+def test_two_replicas_train_resume_on_one_replica_and_evaluate(reference, tmp_path, unoptimised):
+    # Traced, as users run it: the multi-replica graph of the whole train() loop.
     mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     run = tmp_path / "run"
     two = [h["loss"] for h in train(load_config("synthetic", overrides=tiny(4, 2)), run, mirrored, progress=False)]
@@ -126,12 +141,11 @@ def test_resume_with_another_global_batch_is_refused(reference_run, tmp_path):
 def test_eight_cpu_replicas_from_the_command_line_resume_a_one_replica_run(reference, reference_run, tmp_path):
     # The paper's topology, 8 replicas of 1 image, from the command line, continuing the one-replica run of 8 images
     # from its step-2 checkpoint (the other way round from the test above): its step 3 is the reference's.
-    # Most of its time is tracing the step once per replica (8 x ~10,000 ops) and, with grappler on, optimising that
-    # graph (75 s more before the first step), hence optimise=False. The limit only catches a hang, and leaves room
-    # for a loaded machine.
+    # Eagerly (see ENTRY): traced, the step's 8 copies and their graph took 70 s before the first step. The limit only
+    # catches a hang, and leaves room for a loaded machine.
     run = tmp_path / "run"
     shutil.copytree(reference_run, run, ignore=shutil.ignore_patterns("ckpt-3.*", "logs"))
-    run_cli(["--cpu-replicas", "8", "--output", str(run), *settings(tiny(1, 3))], timeout=1500, optimise=False)
+    run_cli(["--cpu-replicas", "8", "--output", str(run), *settings(tiny(1, 3))], timeout=1500, mode="eager")
     assert (run / "checkpoints" / "ckpt-3.index").exists()
     losses = logged_losses(run)
     assert sorted(losses) == [3]
@@ -160,7 +174,7 @@ def test_two_workers_match_one_replica_only_the_chief_writes_and_a_killed_worker
     ports = free_ports(2)
     run = tmp_path / "run"
     args = ["--strategy", "multiworker", "--collective-timeout", "20", "--output", str(run), *settings(tiny(4, 10_000))]
-    chief, worker = (cli(args, cluster_env(ports, i), optimise=False) for i in range(2))
+    chief, worker = (cli(args, cluster_env(ports, i), mode="unoptimised") for i in range(2))
     try:
         deadline = time.monotonic() + 400
         while not (run / "checkpoints" / "ckpt-4.index").exists():
