@@ -334,9 +334,9 @@ def _merge(target, values: dict, prefix: str = ""):
         current = getattr(target, key)
         if dataclasses.is_dataclass(current):
             _merge(current, value, path + ".")
-        elif isinstance(current, dict) and isinstance(value, dict):
+        elif isinstance(current, dict) and isinstance(value, dict) and value:
             # Mappings (data.options, model.subnetworks) merge key by key: `--set data.options.a=1` after
-            # `--set data.options.b=2` (or a dataset YAML's options) keeps b.
+            # `--set data.options.b=2` (or a dataset YAML's options) keeps b; an explicit {} empties one.
             setattr(target, key, _coerce(path, {**current, **value}, hints[key]))
         else:
             setattr(target, key, _coerce(path, value, hints[key]))

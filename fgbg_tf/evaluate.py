@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from fgbg_tf.cli import import_tensorflow, run_command
 from fgbg_tf.config import DATASET_NAMES, ConfigError
@@ -65,9 +66,10 @@ def main(argv=None) -> int:
     from fgbg_tf.evaluation.runner import evaluate_checkpoint
     from fgbg_tf.training.checkpoints import CheckpointError
 
-    annotations = {key: value for key, value in
-                   (("keypoints", args.keypoints), ("masks", args.masks), ("normalise_by", args.normalise_by))
-                   if value is not None}
+    # Paths on the command line are the shell's (the current folder); in a config they are relative to data_dir.
+    paths = {key: str(Path(value).expanduser().resolve()) for key, value in
+             (("keypoints", args.keypoints), ("masks", args.masks)) if value is not None}
+    annotations = {**paths, **({"normalise_by": args.normalise_by} if args.normalise_by is not None else {})}
 
     def body():
         evaluate_checkpoint(args.checkpoint, args.dataset, args.data_dir, args.output, args.max_frames,

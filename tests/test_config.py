@@ -100,6 +100,7 @@ def test_auto_precision_follows_the_hardware(monkeypatch):
 def test_overrides_of_single_options_keep_the_others():
     config = load_config("videos", overrides=["data.options.cache_dir=/tmp/c", "data.options.test_videos=[a.mp4]"])
     assert config.data.options == {"framing": "centre_crop", "test_videos": ["a.mp4"], "cache_dir": "/tmp/c"}
+    assert load_config("videos", overrides=["data.options={}"]).data.options == {}
 
 
 def test_landmark_foreground_weight_is_checked_by_name():

@@ -13,7 +13,8 @@ pixels of the original frame (x to the right, y down, pixel i at i), before any 
 through the framing's box into the model's S x S input, and `predict` maps landmarks back the same way.
 
 The masks folder (`data.options.masks`) holds one image per annotated frame, `<file>/<frame>.png` (any image
-format `read_image` decodes, same size as the frame): non-zero (above 127 in the first channel) is foreground.
+format `read_image` decodes, same size as the frame; PNG keeps labels exact, JPEG does not): a non-zero first channel
+(0/1 or 0/255 labels alike) is foreground.
 
 Example:
     names, points = read_keypoints_csv("my_videos/keypoints.csv")   # points[("cage1.mp4", 0)] -> [J, 2]
@@ -105,9 +106,10 @@ def find_mask(root: Path, file: str, frame: int) -> Path:
 
 
 def read_mask(path: Path, height: int, width: int) -> np.ndarray:
-    """A mask file as uint8 [H, W, 3] with 255 for foreground (checked against the frame's size)."""
+    """A mask file as uint8 [H, W, 3] with 255 where its first channel is non-zero (checked against the frame's
+    size); 255, not 1, so that the framing's antialiased resize can be thresholded at half."""
     image = read_image(path)
     if image.shape[:2] != (height, width):
         raise DatasetError(f"{path}: mask is {image.shape[1]}x{image.shape[0]}, its frame {width}x{height}")
-    foreground = image[..., :1] > 127
+    foreground = image[..., :1] > 0
     return np.repeat(foreground, 3, axis=-1).astype(np.uint8) * 255

@@ -186,7 +186,7 @@ class VideoFolderDataset(LandmarkDataset):
                 raise DatasetError("data.options.masks and data.options.normalise_by need data.options.keypoints "
                                    "(the frames they apply to)")
             return
-        path = self.root / Path(keypoints).expanduser()  # an absolute path stays as it is
+        path = self.root / Path(keypoints).expanduser()  # relative to data_dir; an absolute path stays as it is
         self.keypoint_names, self.annotations = read_keypoints_csv(path)
         known = {v.name: v for split in self.videos.values() for v in split}
         unknown = sorted({file for file, _ in self.annotations} - set(known))
@@ -352,11 +352,17 @@ class VideoFolderDataset(LandmarkDataset):
                     raise DatasetError(f"data.options.keypoints: {file} has no frame {frame} (frames: "
                                        f"{min(numbers)}..{max(numbers)})")
                 index = numbers[frame]
-                box = tuple(int(v) for v in clip["boxes"][index])
+                valid = bool(clip["valid"][index])
                 columns["image"].append(clip["frames"][index])
-                columns["keypoints"].append(to_input_pixels(points, size, box).astype(np.float32))
-                columns["valid"].append(bool(clip["valid"][index]))
+                columns["valid"].append(valid)
                 columns["source"].append(f"{file} frame {frame}")
+                if not valid:  # a frame that did not decode has no box: kept, marked, and dropped by evaluate
+                    columns["keypoints"].append(np.full(points.shape, np.nan, np.float32))
+                    if self.has_masks:
+                        columns["mask"].append(np.zeros([size, size], np.uint8))
+                    continue
+                box = tuple(int(v) for v in clip["boxes"][index])
+                columns["keypoints"].append(to_input_pixels(points, size, box).astype(np.float32))
                 if self.has_masks:
                     mask_path = find_mask(self.masks_root, file, frame)
                     height, width = (int(v) for v in clip["sizes"][index])

@@ -111,7 +111,8 @@ def fit_regressor(means_pixels, keypoints, origin: str, image_size: int, keypoin
     for column in range(targets.shape[1]):
         rows = present[:, column]
         if not rows.any():
-            raise ValueError(f"keypoint {column // 2} is missing in every frame of the fit split")
+            name = keypoint_names[column // 2] if keypoint_names else column // 2
+            raise ValueError(f"keypoint {name!r} is missing in every frame of the fit split")
         coefficients[:, column] = LinearRegression(fit_intercept=False).fit(inputs[rows], targets[rows, column]).coef_
     return Regressor(coefficients, origin, image_size, keypoint_names)
 

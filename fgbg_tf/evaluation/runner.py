@@ -232,8 +232,11 @@ def evaluate_checkpoint(
             logger.warning("%s/%s: dropped %d invalid frame(s), e.g. %s", data.name, name, len(part.dropped),
                            "; ".join(f"{s} ({r})" for s, r in part.dropped[:5]))
 
-    report, regressors = landmark_report(data.name, reader.regression_splits, fit, test, size, reader.keypoint_names,
-                                         getattr(reader, "normalise_pair", None))
+    try:
+        report, regressors = landmark_report(data.name, reader.regression_splits, fit, test, size,
+                                             reader.keypoint_names, getattr(reader, "normalise_pair", None))
+    except ValueError as error:  # annotations that cannot be scored (a point never annotated, a coincident pair)
+        raise DatasetError(f"{data.name}: the annotations cannot be scored: {error}") from None
     regressor_path = save_regressor(regressors[protocol.origin], output / "regressor.json")
     report.update({
         **header,

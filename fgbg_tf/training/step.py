@@ -52,21 +52,25 @@ class FusedAdam(keras.optimizers.Adam):
             return super()._distributed_tf_update_step(distribution, grads_and_vars, learning_rate)
         # The step's scalars once, not once per variable and device: on 8 replicas the per-variable copies were
         # some 12,000 ops of the traced step.
-        step = tf.cast(self.iterations + 1, tf.float32)
-        beta_1, beta_2 = tf.constant(self.beta_1, tf.float32), tf.constant(self.beta_2, tf.float32)
-        self._scalars = dict(beta1_power=tf.pow(beta_1, step), beta2_power=tf.pow(beta_2, step),
-                             lr=tf.cast(learning_rate, tf.float32), beta1=beta_1, beta2=beta_2,
-                             epsilon=tf.constant(self.epsilon, tf.float32))
+        self._scalars = self._step_scalars(learning_rate)
         try:
             super()._distributed_tf_update_step(distribution, grads_and_vars, learning_rate)
         finally:
             del self._scalars
 
+    def _step_scalars(self, learning_rate) -> dict:
+        step = tf.cast(self.iterations + 1, tf.float32)
+        beta_1, beta_2 = tf.constant(self.beta_1, tf.float32), tf.constant(self.beta_2, tf.float32)
+        return dict(beta1_power=tf.pow(beta_1, step), beta2_power=tf.pow(beta_2, step),
+                    lr=tf.cast(learning_rate, tf.float32), beta1=beta_1, beta2=beta_2,
+                    epsilon=tf.constant(self.epsilon, tf.float32))
+
     def update_step(self, gradient, variable, learning_rate):
         if self.amsgrad:
             return super().update_step(gradient, variable, learning_rate)
         dtype = variable.dtype
-        scalars = {k: tf.cast(v, dtype) for k, v in self._scalars.items()}
+        shared = getattr(self, "_scalars", None) or self._step_scalars(learning_rate)  # also when called directly
+        scalars = {k: tf.cast(v, dtype) for k, v in shared.items()}
         index = self._get_variable_index(variable)
         tf.raw_ops.ResourceApplyAdam(
             var=_handle(variable), m=_handle(self._momentums[index]), v=_handle(self._velocities[index]),

@@ -147,12 +147,15 @@ def annotate(root, rows, header="file,frame,x1,y1,x2,y2"):
 def test_keypoints_csv_gives_framed_points_of_each_split(root, tmp_path):
     # The frames are 40 x 24, centre-cropped to (8, 0, 24, 24) and resized to 16 px: (x, y) -> ((x - 8 + 0.5) /
     # 1.5 - 0.5, (y + 0.5) / 1.5 - 0.5). Folder frames are named by the number in their file name (10 is the third).
-    annotate(root, ["a.avi,4,20,12,8,0", "frames,10,32,24,,", "sub/b.avi,2,14,6,26,18"])
+    (root / "frames" / "2.jpg").write_bytes(b"\xff\xd8 garbage")  # an annotated frame that does not decode
+    annotate(root, ["a.avi,4,20,12,8,0", "frames,10,32,24,,", "frames,2,1,1,1,1", "sub/b.avi,2,14,6,26,18"])
     clips = reader(root, tmp_path, test_videos=["sub/b.avi"], keypoints="keypoints.csv", normalise_by=["1", "2"])
     assert clips.regression_splits == ("train", "test") and clips.keypoint_names == ("1", "2")
     assert clips.normalise_pair == (0, 1) and not clips.has_masks
     train = list(clips.eval_split("train").as_numpy_iterator())
-    assert [e["source"].decode() for e in train] == ["a.avi frame 4", "frames frame 10"]
+    assert [e["source"].decode() for e in train] == ["a.avi frame 4", "frames frame 2", "frames frame 10"]
+    assert not train[1]["valid"] and np.isnan(train[1]["keypoints"]).all()  # kept, marked, no box to map through
+    train = [train[0], train[2]]
     to_input = lambda x, y: [(x - 8 + 0.5) / 1.5 - 0.5, (y + 0.5) / 1.5 - 0.5]  # noqa: E731
     np.testing.assert_allclose(train[0]["keypoints"], [to_input(20, 12), to_input(8, 0)], rtol=1e-6)
     assert levels(train[0]["image"]) == pytest.approx(LEVEL(0, 4), abs=3)
@@ -169,7 +172,7 @@ def test_masks_are_framed_like_their_frames(root, tmp_path):
     annotate(root, ["a.avi,0,20,12,8,0", "sub/b.avi,1,14,6,26,18"])
     for file, frame in (("a.avi", 0), ("sub/b.avi", 1)):
         mask = np.zeros((24, 40, 3), np.uint8)
-        mask[:12, 8:20] = 255  # the top-left quarter of the centre crop
+        mask[:12, 8:20] = 1 if file == "sub/b.avi" else 255  # the top-left quarter of the centre crop; 0/1 labels too
         write_image(root / "masks" / file / f"{frame}.png", mask)
     clips = reader(root, tmp_path, test_videos=["sub/b.avi"], keypoints="keypoints.csv", masks="masks")
     assert clips.has_masks
