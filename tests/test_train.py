@@ -5,6 +5,7 @@ import logging
 import os
 import shutil
 import signal
+import threading
 
 import numpy as np
 import pytest
@@ -139,6 +140,8 @@ def test_interrupts_nan_losses_and_failed_saves_keep_a_consistent_last_checkpoin
 
     monkeypatch.setattr(loop, "make_train_step", _at_step(loop.make_train_step, 3, interrupt))
     handler = signal.getsignal(signal.SIGINT)
+    # Preconditions of the stop between steps (a failure here is the environment's, not the loop's).
+    assert threading.current_thread() is threading.main_thread() and handler not in (None, signal.SIG_IGN), handler
     with pytest.raises(KeyboardInterrupt):
         train(tiny_config, run, progress=False)
     assert _checkpoint_counts(checkpoints) == {2: (2, 2), 3: (3, 3)}

@@ -31,9 +31,11 @@ def test_dataset_options_fill_the_readers_defaults_under_what_a_run_set():
     from fgbg_tf.config import load_config
     from fgbg_tf.data import dataset_options
 
-    # `--set data.options.cache_dir=...` leaves only that key in the run's config.yaml; predict and export still need
-    # the framing the frames were made square with.
-    config = load_config("videos", overrides=["data.options.cache_dir=/tmp/cache"])
+    # A run's config.yaml may hold only some options (one written before `--set data.options.KEY` merged into the
+    # dataset YAML's, or by hand); predict and export still need the framing the frames were made square with.
+    config = load_config(None, overrides=["data.name=videos", "data.options.cache_dir=/tmp/cache"])
     assert config.data.options == {"cache_dir": "/tmp/cache"}
-    assert dataset_options(config.data) == {"framing": "centre_crop", "test_videos": 0.2, "cache_dir": "/tmp/cache"}
+    defaults = {"framing": "centre_crop", "test_videos": 0.2, "cache_dir": "/tmp/cache", "keypoints": None,
+                "masks": None, "normalise_by": None}
+    assert dataset_options(config.data) == defaults
     assert dataset_options(load_config("images", overrides=["data.options.framing=pad"]).data) == {"framing": "pad"}
