@@ -147,11 +147,11 @@ def test_interrupts_nan_losses_and_failed_saves_keep_a_consistent_last_checkpoin
     try:
         with pytest.raises(KeyboardInterrupt):
             train(tiny_config, run, progress=False)
+        assert signal.getsignal(signal.SIGINT) is handler  # the loop's handler is gone again
     finally:
         signal.signal(signal.SIGINT, inherited)
     assert _checkpoint_counts(checkpoints) == {2: (2, 2), 3: (3, 3)}
     assert max(_logged_steps(run)) == 3
-    assert signal.getsignal(signal.SIGINT) is handler  # the loop's handler is gone again
     monkeypatch.undo()
 
     # A non-finite loss at step 5 (its update poisons the weights too) stops the run, names the step and saves

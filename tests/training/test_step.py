@@ -166,7 +166,11 @@ def test_landmark_foreground_weight_adds_its_term_to_the_loss(tiny_config):
 def test_fused_adam_follows_keras_adam_on_every_replica(replicas):
     # Five steps from the same start with gradients that change every step: the fused op must give Keras' Adam to
     # float32 rounding on each replica's copy (a wrong bias correction or epsilon moves them by 1e-3 and more).
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]) if replicas == 2 else tf.distribute.get_strategy()
+    # Reduction through one device, not collective ops: what is tested is each replica's update, and collective
+    # instance keys of several strategies in one test process can collide (seen once in CI: "Shape mismatch in the
+    # collective instance 100").
+    strategy = (tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"], cross_device_ops=tf.distribute.ReductionToOneDevice())
+                if replicas == 2 else tf.distribute.get_strategy())
 
     def run(optimizer_class):
         with strategy.scope():
