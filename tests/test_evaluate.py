@@ -65,6 +65,7 @@ def test_datasets_without_keypoints_fail_clearly(run_dir, tmp_path):
 
 class _StubDataset:
     name = "stub"
+    partial_keypoints = False  # as LandmarkDataset's default
 
     def eval_split(self, split):
         keypoints = np.zeros((5, 1, 2), np.float32)

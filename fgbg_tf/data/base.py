@@ -80,6 +80,10 @@ class LandmarkDataset(abc.ABC):
     keypoint_names: tuple[str, ...] = ()
     # Whether eval frames carry a ground-truth foreground "mask" (uint8 [S, S]).
     has_masks: bool = False
+    # Whether an eval frame may miss single keypoints (NaN; scored without them) instead of needing every one.
+    partial_keypoints: bool = False
+    # Indices of two keypoints whose distance also normalises the error (a user's data.options.normalise_by).
+    normalise_pair: tuple[int, int] | None = None
     # Whether train pairs come from other frames of a video (T_temp is possible).
     is_video: bool = False
     # Split names of the regression protocol: fit on the first, report on the second; () without annotations.

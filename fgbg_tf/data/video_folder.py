@@ -180,7 +180,7 @@ class VideoFolderDataset(LandmarkDataset):
 
     def _read_annotations(self) -> None:
         keypoints, masks, pair = (self.options[k] for k in ("keypoints", "masks", "normalise_by"))
-        self.annotations, self.normalise_pair = {}, None
+        self.annotations = {}
         if keypoints is None:
             if masks is not None or pair is not None:
                 raise DatasetError("data.options.masks and data.options.normalise_by need data.options.keypoints "
@@ -211,8 +211,8 @@ class VideoFolderDataset(LandmarkDataset):
         if self.masks_root is not None and not self.masks_root.is_dir():
             raise DatasetError(f"data.options.masks: {self.masks_root} is not a folder; expected <file>/<frame>.png "
                                "for every annotated frame")
-        for file, frame in self.annotations:  # every mask found before any work, the first missing one named
-            if self.masks_root is not None:
+        if self.masks_root is not None:
+            for file, frame in self.annotations:  # every mask found before any work, the first missing one named
                 find_mask(self.masks_root, file, frame)
         self.regression_splits = ("train", "test")
         self.has_masks = self.masks_root is not None

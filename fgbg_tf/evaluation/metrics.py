@@ -41,12 +41,14 @@ def point_errors(predicted, ground_truth) -> np.ndarray:
     return np.linalg.norm(predicted - ground_truth, axis=-1)
 
 
-def interocular_distance(ground_truth, left: int = 0, right: int = 1) -> np.ndarray:
-    """Distance [N] between GT keypoints `left` and `right` (the eyes in MAFL's order)."""
+def interocular_distance(ground_truth, left: int = 0, right: int = 1, label: str = "eyes") -> np.ndarray:
+    """Distance [N] between GT keypoints `left` and `right` (the eyes in MAFL's order; `label` names them in the
+    error for coincident points). NaN where a point is missing."""
     ground_truth = _points("ground_truth", ground_truth)
     distance = np.linalg.norm(ground_truth[:, left] - ground_truth[:, right], axis=-1)
     if np.any(distance <= 0):
-        raise ValueError(f"ground_truth has {int(np.sum(distance <= 0))} frame(s) with coincident eyes (points {left}, {right})")
+        raise ValueError(f"ground_truth has {int(np.sum(distance <= 0))} frame(s) with coincident {label} "
+                         f"(points {left}, {right})")
     return distance
 
 
@@ -67,11 +69,7 @@ def mean_error_by_pair(predicted, ground_truth, first: int, second: int) -> floa
     """Mean distance / the distance between GT points `first` and `second` of the frame, in percent (MAFL's
     inter-ocular normalisation for a user's named pair). Missing (NaN) points and frames without the pair are left
     out of the mean."""
-    ground_truth = _points("ground_truth", ground_truth)
-    distance = np.linalg.norm(ground_truth[:, first] - ground_truth[:, second], axis=-1)
-    if np.any(distance <= 0):
-        raise ValueError(f"ground_truth has {int(np.sum(distance <= 0))} frame(s) where points {first} and {second} "
-                         "coincide")
+    distance = interocular_distance(ground_truth, first, second, label="points")
     return float(100.0 * _mean_present(point_errors(predicted, ground_truth) / distance[:, None]))
 
 

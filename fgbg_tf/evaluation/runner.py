@@ -92,7 +92,7 @@ def run_split(
         points = batch["keypoints"].numpy()
         # A user's CSV may leave single points out (scored without them); the named datasets need every point.
         finite = np.isfinite(points).all(axis=2)
-        finite = finite.any(axis=1) if getattr(dataset, "partial_keypoints", False) else finite.all(axis=1)
+        finite = finite.any(axis=1) if dataset.partial_keypoints else finite.all(axis=1)
         sources = batch["source"].numpy() if "source" in batch else np.array([b"?"] * count)
         dropped += [(s.decode(), "unreadable") for s in sources[~valid]]
         dropped += [(s.decode(), "keypoints not finite") for s in sources[valid & ~finite]]
@@ -234,7 +234,7 @@ def evaluate_checkpoint(
 
     try:
         report, regressors = landmark_report(data.name, reader.regression_splits, fit, test, size,
-                                             reader.keypoint_names, getattr(reader, "normalise_pair", None))
+                                             reader.keypoint_names, reader.normalise_pair)
     except ValueError as error:  # annotations that cannot be scored (a point never annotated, a coincident pair)
         raise DatasetError(f"{data.name}: the annotations cannot be scored: {error}") from None
     regressor_path = save_regressor(regressors[protocol.origin], output / "regressor.json")
