@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from fgbg_tf.config import DataConfig
 from fgbg_tf.data import DatasetError
 from fgbg_tf.evaluate import main
-from fgbg_tf.evaluation.runner import evaluate_checkpoint, run_split
+from fgbg_tf.evaluation.runner import choose_protocol, evaluate_checkpoint, run_split
 from fgbg_tf.evaluation.regression import load_regressor
+from tests.data.fixtures_video import write_bbc
 
 @pytest.fixture
 def run_dir(tiny_run, tmp_path):
@@ -108,3 +110,38 @@ def test_untrained_baseline_is_the_runs_initial_model(run_dir, tmp_path):
     assert any(not np.array_equal(a, b) for a, b in zip(initial.get_weights(), trained.get_weights()))
     report = evaluate_checkpoint(run_dir, output=tmp_path / "untrained", untrained=True, num_images=0)
     assert (tmp_path / "untrained" / "report.json").is_file() and report
+
+
+def test_benchmark_protocol_defaults_to_the_release_and_is_named_in_the_report(run_dir, tmp_path):
+    odd = [1, 3, 5, 7, 9, 11, 13, 15]
+    root = write_bbc(tmp_path / "bbc", train={1: odd, 2: odd}, val={11: [2]}, test={16: [5, 1], 17: [3]})
+    options = {"crop_size": 64, "train_videos": [1, 2], "val_videos": [11]}
+    release = evaluate_checkpoint(run_dir, dataset="bbc", data_dir=str(root), output=tmp_path / "release",
+                                  num_images=0, annotations=options)
+    # Every frame of results.mat (video 17 is not a test video), the release's origin and regressor.
+    assert release["protocol"] == "release" and release["splits"]["report"]["frames"] == 3
+    assert release["origin"] == load_regressor(tmp_path / "release" / "regressor.json").origin == "release"
+    text = (tmp_path / "release" / "report.txt").read_text()
+    assert "protocol: release, reproducing NVIDIA's released scripts" in text and "accuracy per joint, %" in text
+    ours = evaluate_checkpoint(run_dir, dataset="bbc", data_dir=str(root), output=tmp_path / "ours", num_images=0,
+                               annotations={**options, "test_videos": [16]}, protocol="ours")
+    assert ours["protocol"] == "ours" and ours["origin"] == "centre" and ours["splits"]["report"]["frames"] == 2
+    assert "protocol: ours" in (tmp_path / "ours" / "report.txt").read_text()
+    with pytest.raises(DatasetError, match="test_videos"):  # the release scores all of results.mat
+        evaluate_checkpoint(run_dir, dataset="bbc", data_dir=str(root), output=tmp_path / "x", num_images=0,
+                            annotations={**options, "test_videos": [16]})
+
+
+def test_release_protocol_of_a_dataset_without_one_is_refused(run_dir, tmp_path, capsys):
+    assert main(["--checkpoint", str(run_dir), "--output", str(tmp_path / "eval"), "--protocol", "release"]) == 2
+    assert "synthetic has no released evaluation to reproduce" in capsys.readouterr().err
+
+
+def test_protocol_comes_from_the_command_then_the_run_then_the_release():
+    chosen = []
+    for name, options, asked in (("bbc", {}, None), ("h36m", {"protocol": "ours"}, None), ("celeba", {}, "ours"),
+                                 ("synthetic", {}, "ours")):
+        data = DataConfig(name=name, options=dict(options))
+        choose_protocol(data, asked)
+        chosen.append(data.options.get("protocol"))
+    assert chosen == ["release", "ours", "ours", None]  # synthetic has our protocol only, and no option for it

@@ -64,6 +64,13 @@ def test_output_folder_of_a_different_model_or_data_stream_is_refused(tiny_confi
     prepare_output(tmp_path, tiny_config)
 
 
+def test_a_run_resumes_with_another_benchmark_protocol(tiny_config, tmp_path):
+    # data.options.protocol only says how `evaluate` builds and scores the benchmark splits, never what trains.
+    prepare_output(tmp_path, tiny_config)
+    tiny_config.data.options = {**tiny_config.data.options, "protocol": "ours"}
+    prepare_output(tmp_path, tiny_config)
+
+
 def test_a_start_that_fails_on_its_data_leaves_no_config_behind(tmp_path):
     config = load_config("faces5pt", overrides=[f"data.data_dir={tmp_path / 'nowhere'}"])
     with pytest.raises(DatasetError):

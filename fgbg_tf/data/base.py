@@ -34,7 +34,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from fgbg_tf.config import DataConfig
+from fgbg_tf.config import BENCHMARK_PROTOCOLS, DataConfig
 
 
 # The five facial keypoints of MAFL / AFLW / LFW-style annotations (celeba, faces5pt), in their files' order.
@@ -92,11 +92,19 @@ class LandmarkDataset(abc.ABC):
     default_options: dict = {}
     # What data.data_dir must hold, quoted when it is missing; "" for readers that read no folder (`self.root`).
     layout: str = ""
+    # Which benchmark protocol the eval splits follow (docs/protocols.md): "ours", or "release" where the reader's
+    # default_options name a "protocol" and data.options sets it. Training never depends on it.
+    protocol: str = "ours"
 
     def __init__(self, config: DataConfig):
         self.config = config
         self.image_size = config.image_size
         self.options = check_options(self.name, config.options, self.default_options)
+        if "protocol" in self.options:
+            self.protocol = self.options["protocol"]
+            if self.protocol not in BENCHMARK_PROTOCOLS:
+                raise DatasetError(f"data.options.protocol for {self.name} must be one of {BENCHMARK_PROTOCOLS}, "
+                                   f"got {self.protocol!r}")
         self.root = None
         if not self.layout and config.data_dir:
             raise DatasetError(f"{self.name} reads no folder, so data.data_dir (--data-dir) {config.data_dir} would be "

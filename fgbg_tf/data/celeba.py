@@ -20,8 +20,13 @@ landmarks of the first records.
 
 Protocol (paper section 4.1, reference 8.2): unsupervised training on the CelebA
 train partition minus the MAFL test images, TPS pose perturbation (partner =
-frame); regression fit on split "train" (MAFL training list) and reported on
-"test" (the 1,000 MAFL test images). Images are resized to R = round(S / 0.8)
+frame); regression fit on split "train" and reported on "test" (the 1,000 MAFL
+test images). `data.options.protocol` says which MAFL training images "train"
+holds (docs/protocols.md): "ours" (the reader's default) all of them; "release"
+those IMM's scripts/test.py fits on, which the paper follows: the first 90 % in
+the landmark list's (CelebA's) order, the last 10 % being IMM's validation set,
+and, as IMM, also an image whose landmarks leave the aligned image (which "ours"
+leaves out of both splits). Images are resized to R = round(S / 0.8)
 (160 for S = 128) square and centre-cropped to S, keypoints mapped alike in the
 pixel-centre convention: x' = (x + 0.5) * R / 178 - 0.5 - (R - S) // 2 and
 y' = (y + 0.5) * R / 218 - 0.5 - (R - S) // 2. (IMM resizes with align_corners;
@@ -41,7 +46,9 @@ from fgbg_tf.data.base import FACIAL_POINTS, Shard, DatasetError, LandmarkDatase
 from fgbg_tf.data.image_files import map_or_invalid
 from fgbg_tf.data.media import decode_image
 
-OPTIONS = {"tfds_data_dir": None}
+OPTIONS = {"tfds_data_dir": None, "protocol": "ours"}
+# The share of the MAFL training list IMM holds out of the regression fit, from its end in CelebA's order.
+IMM_VALIDATION_SHARE = 0.1
 HEIGHT, WIDTH = 218, 178
 TFDS_SPLITS = ("train", "validation", "test")
 MANUAL_FILES = ("img_align_celeba.zip", "list_attr_celeba.txt", "identity_CelebA.txt")
@@ -84,7 +91,8 @@ class CelebADataset(LandmarkDataset):
     Args:
         config: `DataConfig`; `data_dir` as in the module docstring;
             `options["tfds_data_dir"]` (default: tfds' own default) is where a
-            manual dir is built into.
+            manual dir is built into; `options["protocol"]`, "ours" (default) or
+            "release", which MAFL training images the "train" split holds.
 
     Attributes:
         skipped: (file name, reason) of MAFL images left out of the evaluation
@@ -118,6 +126,10 @@ class CelebADataset(LandmarkDataset):
         self._known = set(partition)
         self.skipped: list[tuple[str, str]] = []
         self.mafl = {split: self._read_mafl(self.root / path) for split, path in MAFL_FILES.items()}
+        if self.protocol == "release":
+            listed = set(self.mafl["train"])
+            ordered = [name for name in self.landmarks if name in listed]  # the landmark list's order, as IMM
+            self.mafl["train"] = ordered[: len(ordered) - int(round(IMM_VALIDATION_SHARE * len(ordered)))]
         report_skipped(self.name, self.skipped)
         test_names = set(self.mafl["test"])
         self.train_names = [n for n in self.record_names["train"] if n not in test_names]
@@ -167,7 +179,7 @@ class CelebADataset(LandmarkDataset):
             landmarks = self.landmarks.get(name)
             if landmarks is None or name not in self._known:
                 self.skipped.append((name, f"listed in {path} but not in CelebA's lists"))
-            elif np.any(landmarks < 0) or np.any(landmarks >= [WIDTH, HEIGHT]):
+            elif self.protocol == "ours" and (np.any(landmarks < 0) or np.any(landmarks >= [WIDTH, HEIGHT])):
                 self.skipped.append((name, f"landmarks outside the aligned image: {landmarks.tolist()}"))
             else:
                 names.append(name)

@@ -12,6 +12,12 @@ joints' bounding box, zero-padded at the border, resized to `image_size`; see
 same take and camera, cropped with frame t's box. Ground-truth foreground masks
 (official `MySegmentsMat/ground_truth_bs`, MATLAB v7.3 files read with h5py)
 are returned with the eval frames when every eval sequence has one.
+
+No evaluation code was released for Human3.6M; `data.options.protocol` "release"
+is our reading of the paper and Zhang et al. (docs/protocols.md): the same crops,
+origin and metric as "ours" (the reader's default), but every annotated frame of
+the protocol scored, also one with a joint outside the frame, which "ours" leaves
+out (the training stream leaves it out under both).
 """
 
 from __future__ import annotations
@@ -60,6 +66,7 @@ OPTIONS = {
     "test_subjects": ["S11"],
     "activities": list(ACTIVITIES),
     "cameras": None,
+    "protocol": "ours",
 }
 _FRAME = re.compile(r"^(\d+)\.jpg$")
 
@@ -68,7 +75,8 @@ class Human36MDataset(CroppedVideoDataset):
     """Reader of extracted Human3.6M frames, poses and masks (layout in `LAYOUT`).
 
     `config.options`: crop_size (300), train_subjects, test_subjects, activities
-    (the six above), cameras (None = all). Eval splits "train" and "test"; test
+    (the six above), cameras (None = all), protocol ("ours" or "release", see the
+    module docstring). Eval splits "train" and "test"; test
     elements carry "mask" uint8 [S, S] (1 = foreground) when `has_masks`.
     Attributes: `skipped`, (source, reason) of frames or sequences left out.
     """
@@ -87,12 +95,16 @@ class Human36MDataset(CroppedVideoDataset):
         self.crop_size = int(self.options["crop_size"])
         self.skipped: list[tuple[str, str]] = []
         self._masks: dict[str, list[tuple[str, int]]] = {}
-        low = config.temporal_offset[0]
+        release = self.protocol == "release"
+        train, test = self.options["train_subjects"], self.options["test_subjects"]
+        self.train_index = self._index("train", train, keep_outside=False, min_length=config.temporal_offset[0] + 1)
         self.splits = {
-            "train": self._index("train", self.options["train_subjects"], min_length=low + 1),
-            "test": self._index("test", self.options["test_subjects"]),
+            "train": self._index("train", train, keep_outside=True) if release else self.train_index,
+            "test": self._index("test", test, keep_outside=release),
         }
         self.has_masks = all(path for path, _ in self._masks["test"])
+        # The release indexes the training subjects twice (training, eval): a missing pose file is named once.
+        self.skipped = list(dict.fromkeys(self.skipped))
         report_skipped("h36m", self.skipped)
 
     def eval_split(self, split: str) -> tf.data.Dataset:
@@ -121,7 +133,9 @@ class Human36MDataset(CroppedVideoDataset):
 
         return tf.data.Dataset.zip(frames, masks).map(merge)
 
-    def _index(self, split: str, subjects, min_length: int = 1) -> FrameIndex:
+    def _index(self, split: str, subjects, keep_outside: bool, min_length: int = 1) -> FrameIndex:
+        """The usable frames of `subjects`, with a joint outside the frame too when `keep_outside`. Records their mask
+        files and rows as `split`'s (the release indexes "train" twice: its eval index, built last, is the one kept)."""
         videos, masks = [], []
         cameras = self.options["cameras"]
         for subject in subjects:
@@ -132,7 +146,7 @@ class Human36MDataset(CroppedVideoDataset):
                     continue
                 if cameras is not None and camera not in [str(c) for c in cameras]:
                     continue
-                found = self._sequence(subject, sequence_dir, min_length)
+                found = self._sequence(subject, sequence_dir, keep_outside, min_length)
                 if found:
                     paths, points, rows, mask_path = found
                     videos.append((len(videos), paths, points))
@@ -142,7 +156,7 @@ class Human36MDataset(CroppedVideoDataset):
         self._masks[split] = masks
         return FrameIndex.from_videos(videos, self.crop_size, len(KEYPOINT_NAMES))
 
-    def _sequence(self, subject: str, sequence_dir: Path, min_length: int):
+    def _sequence(self, subject: str, sequence_dir: Path, keep_outside: bool, min_length: int):
         """(frame paths, joints [n, 32, 2], pose rows, mask file or "") of one take and camera, or None."""
         name = sequence_dir.name
         pose_path = self.root / subject / "MyPoseFeatures" / "D2_Positions" / f"{name}.npy"
@@ -157,6 +171,8 @@ class Human36MDataset(CroppedVideoDataset):
             raise DatasetError(f"{pose_path}: expected poses [N, 64], [1, N, 64] or [N, 32, 2], got {poses.shape}")
         poses = poses.reshape(-1, 32, 2)
         numbered = sorted((int(m[1]), p) for p in sequence_dir.iterdir() if (m := _FRAME.match(p.name)))
+        # Under the release protocol only the training stream leaves these frames out.
+        outside = "joints outside the frame" + ("" if self.protocol == "ours" else " (left out of training only)")
         shape = _frame_shape(path for _, path in numbered)
         paths, points, rows = [], [], []
         for number, path in numbered:
@@ -165,8 +181,11 @@ class Human36MDataset(CroppedVideoDataset):
                 continue
             xy = poses[number]
             inside = shape is not None and np.all((xy >= 0) & (xy <= [shape[1] - 1, shape[0] - 1]))
-            if not (np.all(np.isfinite(xy)) and inside):
-                self.skipped.append((str(path), "joints outside the frame or not finite"))
+            if not np.all(np.isfinite(xy)):
+                self.skipped.append((str(path), "joints not finite"))
+                continue
+            if not (inside or keep_outside):
+                self.skipped.append((str(path), outside))
                 continue
             paths.append(str(path))
             points.append(xy)

@@ -90,7 +90,8 @@ with tfds.core.registered.skip_registration():
 
 
 class FgbgBbcPose(_FramesBuilder):
-    """BBC Pose crops (300 px squares around the joints' centre) with 7 joints and the crop "box"."""
+    """BBC Pose crops (300 px squares around the joints' centre) with 7 joints and the crop "box" (with options
+    {"protocol": "release"}: the release's eval crops and boxes [x0, y0, width, height], docs/protocols.md)."""
 
     MANUAL_DOWNLOAD_INSTRUCTIONS = bbc.LAYOUT
     reader_name = "bbc"
@@ -98,7 +99,8 @@ class FgbgBbcPose(_FramesBuilder):
     splits = ("train", "val", "test")
 
     def _extra_features(self, size: int) -> dict:
-        return {"box": tfds.features.Tensor(shape=(3,), dtype=np.float32)}
+        width = 4 if self.builder_config.options.get("protocol") == "release" else 3
+        return {"box": tfds.features.Tensor(shape=(width,), dtype=np.float32)}
 
 
 class FgbgHuman36m(_FramesBuilder):

@@ -6,16 +6,18 @@ Frames are decoded in the tf.data graph through `load_crop`, which never raises:
 a missing, truncated or undecodable JPEG yields zeros and ok=False, so the
 element keeps its place in the stream with valid=False (see `base.py`).
 
-Crop geometry (paper Appendix A): a `crop_size` x `crop_size` square of
-original pixels whose corner (x0, y0) is the rounded centre of the keypoints'
-bounding box minus crop_size / 2. Where the square crosses the frame border it
-is padded with zeros rather than clipped, so every crop keeps the same scale and
-aspect and the map between frame and crop pixels is one exact affine map:
+Crop geometry of our protocol (paper Appendix A): a `crop_size` x `crop_size`
+square of original pixels whose corner (x0, y0) is the rounded centre of the
+keypoints' bounding box minus crop_size / 2. Where the square crosses the frame
+border it is padded with zeros rather than clipped, so every crop keeps the same
+scale and aspect and the map between frame and crop pixels is one exact affine map:
 
     x_crop = (x_frame - x0 + 0.5) * S / crop_size - 0.5      (S = image_size)
 
 for 0-based pixel coordinates (pixel i at coordinate i) and the half-pixel
-convention of `tf.image.resize`. `frame_coordinates` is its inverse.
+convention of `tf.image.resize`. `frame_coordinates` is its inverse. The eval
+splits of the release protocol are cut otherwise (`release_crops.py`); both are
+`EvalCrops`, and training always uses the squares.
 """
 
 from __future__ import annotations
@@ -77,8 +79,8 @@ def is_complete_jpeg(data: bytes) -> bool:
     return data[:2] == _SOI and _EOI in data[-_EOI_SEARCH:]
 
 
-def _read_crop(path: bytes, corner: np.ndarray, crop_size: np.int64):
-    crop = np.zeros((crop_size, crop_size, 3), np.uint8)
+def _read_crop(path: bytes, corner: np.ndarray, size: np.ndarray):
+    crop = np.zeros((size[0], size[1], 3), np.uint8)
     try:
         data = Path(path.decode()).read_bytes()
         if not is_complete_jpeg(data):
@@ -107,16 +109,15 @@ def resize_image(image, image_size: int):
     return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
 
 
-def load_crop(path, corner, crop_size: int, image_size: int):
-    """Decodes the JPEG at `path`, crops the zero-padded square at `corner`, resizes to S.
+def load_crop(path, corner, size, image_size: int):
+    """Decodes the JPEG at `path`, cuts the window of `size` (height, width) frame pixels whose top-left is
+    `corner` (x0, y0), zeros where it leaves the frame, and resizes it to S x S.
 
     Never raises: returns (uint8 [S, S, 3], ok), ok=False with zeros when the file
     is missing, truncated (no end-of-image marker) or not decodable.
     """
-    crop, ok = tf.numpy_function(
-        _read_crop, [path, corner, tf.constant(crop_size, tf.int64)], [tf.uint8, tf.bool], stateful=False
-    )
-    crop = tf.ensure_shape(crop, [crop_size, crop_size, 3])
+    crop, ok = tf.numpy_function(_read_crop, [path, corner, size], [tf.uint8, tf.bool], stateful=False)
+    crop = tf.ensure_shape(crop, [None, None, 3])
     image = resize_image(crop, image_size)
     return image, tf.ensure_shape(ok, [])
 
@@ -166,6 +167,35 @@ class FrameIndex:
         return len(self.paths)
 
 
+@dataclasses.dataclass
+class EvalCrops:
+    """Where each eval frame of a `FrameIndex` is cut and where its keypoints land in the S x S crop.
+
+    Attributes:
+        corners: int64 [N, 2], top-left (x0, y0) of the window of frame pixels cut (zeros outside the frame).
+        sizes: int64 [N, 2], (height, width) of the window, resized to S x S.
+        keypoints: float32 [N, J, 2], the keypoints in pixels of the resized crop.
+        boxes: float32 [N, B], what maps crop pixels back to frame pixels: [x0, y0, side] of our squares
+            (`frame_coordinates`) or [x0, y0, width, height] of the release's boxes (`release_crops.py`).
+    """
+
+    corners: np.ndarray
+    sizes: np.ndarray
+    keypoints: np.ndarray
+    boxes: np.ndarray
+
+
+def square_crops(index: FrameIndex, crop_size: int, image_size: int) -> EvalCrops:
+    """Our protocol's crops of an index: its zero-padded squares (the module docstring's geometry)."""
+    count = len(index)
+    return EvalCrops(
+        corners=index.corners,
+        sizes=np.full((count, 2), crop_size, np.int64),
+        keypoints=crop_coordinates(index.keypoints, index.corners, crop_size, image_size),
+        boxes=np.concatenate([index.corners, np.full((count, 1), crop_size)], axis=1).astype(np.float32),
+    )
+
+
 def temporal_pairs(
     index: FrameIndex,
     seed: int,
@@ -185,6 +215,7 @@ def temporal_pairs(
         raise DatasetError("the training split has no usable annotated frames")
     # int64 to match the positions: partner_frame mixes them with the bounds.
     low, high = (tf.constant(v, tf.int64) for v in offsets)
+    size = tf.constant([crop_size, crop_size], tf.int64)
     paths = tf.constant(index.paths)
     corners = tf.constant(index.corners)
     first = tf.constant(index.first)
@@ -193,8 +224,8 @@ def temporal_pairs(
     def pair(i, item):
         position = item - first[item]
         partner = first[item] + partner_frame(element_seed(seed, i, salt=1), position, length[item], low, high)
-        frame, frame_ok = load_crop(paths[item], corners[item], crop_size, image_size)
-        other, other_ok = load_crop(paths[partner], corners[item], crop_size, image_size)
+        frame, frame_ok = load_crop(paths[item], corners[item], size, image_size)
+        other, other_ok = load_crop(paths[partner], corners[item], size, image_size)
         valid = frame_ok & other_ok
         zeros = tf.zeros_like(frame)
         return {
@@ -208,28 +239,29 @@ def temporal_pairs(
     return shuffled_items(len(index), seed, start, shard).map(pair, num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def eval_frames(index: FrameIndex, crop_size: int, image_size: int) -> tf.data.Dataset:
-    """Ordered eval elements of a `FrameIndex`.
+def eval_frames(index: FrameIndex, crops: EvalCrops, image_size: int) -> tf.data.Dataset:
+    """Ordered eval elements of a `FrameIndex`, cut as `crops` says.
 
     Each has "image" uint8 [S, S, 3], "keypoints" float32 [J, 2] (crop pixels),
-    "box" float32 [x0, y0, crop_size] (frame pixels, see `frame_coordinates`),
-    "video" and "position" (row within the video's annotated frames), "valid", "source".
+    "box" float32 (`EvalCrops.boxes`), "video" and "position" (row within the
+    video's annotated frames), "valid", "source".
     """
     columns = {
         "path": index.paths,
-        "corner": index.corners,
-        "keypoints": crop_coordinates(index.keypoints, index.corners, crop_size, image_size),
+        "corner": crops.corners,
+        "size": crops.sizes,
+        "keypoints": crops.keypoints,
+        "box": crops.boxes,
         "video": index.video,
         "position": np.arange(len(index), dtype=np.int64) - index.first,
     }
 
     def element(row):
-        image, ok = load_crop(row["path"], row["corner"], crop_size, image_size)
-        box = tf.concat([tf.cast(row["corner"], tf.float32), [float(crop_size)]], axis=0)
+        image, ok = load_crop(row["path"], row["corner"], row["size"], image_size)
         return {
             "image": image,
             "keypoints": row["keypoints"],
-            "box": box,
+            "box": row["box"],
             "video": row["video"],
             "position": row["position"],
             "valid": ok,
@@ -242,22 +274,29 @@ def eval_frames(index: FrameIndex, crop_size: int, image_size: int) -> tf.data.D
 class CroppedVideoDataset(LandmarkDataset):
     """Shared serving of the crop-around-the-keypoints video datasets (BBC Pose, Human3.6M).
 
-    Subclasses build `self.splits` ({split: FrameIndex}) and set `self.crop_size`.
+    Subclasses build `self.train_index` (the training stream's frames), `self.splits`
+    ({eval split: FrameIndex}, whose "train" is the training index under our
+    protocol) and set `self.crop_size`; `eval_crops` says how eval frames are cut.
     """
 
+    train_index: FrameIndex
     splits: dict
     crop_size: int
 
     @property
     def num_train_items(self) -> int:
-        return len(self.splits["train"])
+        return len(self.train_index)
 
     def train_pairs(self, seed: int, start: int, shard: Shard | None = None) -> tf.data.Dataset:
         return temporal_pairs(
-            self.splits["train"], seed, start, self.config.temporal_offset, self.crop_size, self.image_size, shard
+            self.train_index, seed, start, self.config.temporal_offset, self.crop_size, self.image_size, shard
         )
+
+    def eval_crops(self, split: str) -> EvalCrops:
+        """How the eval frames of `split` are cut: our squares (a reader with other crops overrides this)."""
+        return square_crops(self.splits[split], self.crop_size, self.image_size)
 
     def eval_split(self, split: str) -> tf.data.Dataset:
         if split not in self.splits:
             raise DatasetError(f"{self.name} has eval splits {sorted(self.splits)}, not {split!r}")
-        return eval_frames(self.splits[split], self.crop_size, self.image_size)
+        return eval_frames(self.splits[split], self.eval_crops(split), self.image_size)

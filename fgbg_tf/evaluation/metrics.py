@@ -4,7 +4,7 @@ Points are (x, y) float arrays [N, J, 2]: N frames, J keypoints, in pixels of on
 coordinate frame (pixel i at coordinate i) unless a function says otherwise.
 
     bbc        `bbc_accuracy`: share of joints within 6 px after the MATLAB toolkit's
-               halving (reference doc 8.1, paper Table 1b / Table 3)
+               halving (reference doc 8.1, paper Table 1b / Table 3); `bbc_correct` per joint
     h36m       `mean_error_by_image_size`: mean distance / image side, in percent (Table 1a)
     celeba /   `mean_error_by_interocular`: mean distance / distance of GT points 0 and 1,
     faces5pt   in percent (reference doc 8.2, Table 2)
@@ -92,15 +92,24 @@ def matlab_halve(points) -> np.ndarray:
     return 0.5 * (np.asarray(points, np.float64) - 1.0) + 1.0
 
 
-def bbc_accuracy(predicted_frame, ground_truth_frame, threshold: float = BBC_THRESHOLD) -> float:
-    """BBC Pose accuracy (reference doc 8.1 step 3) from 0-based frame pixels [N, 7, 2].
+def bbc_correct(predicted_frame, ground_truth_frame, threshold: float = BBC_THRESHOLD,
+                one_based: bool = False) -> np.ndarray:
+    """Whether each BBC Pose joint is correct (reference doc 8.1 step 3), bool [N, J], from frame pixels [N, J, 2].
 
-    Both sets are shifted to MATLAB's 1-based pixels and halved; a joint is correct
-    when within `threshold` of the ground truth there (about 12 original pixels).
+    Both sets are halved as MATLAB's 1-based pixels, after a shift from 0-based
+    pixels unless `one_based` (the MATLAB values, which the release's predictions
+    and files hold); a joint is correct when within `threshold` of the ground
+    truth there (about 12 original pixels).
     """
-    predicted = matlab_halve(_points("predicted_frame", predicted_frame) + 1.0)
-    ground_truth = matlab_halve(_points("ground_truth_frame", ground_truth_frame) + 1.0)
-    return pixel_accuracy(predicted, ground_truth, threshold)
+    shift = 0.0 if one_based else 1.0
+    predicted = matlab_halve(_points("predicted_frame", predicted_frame) + shift)
+    ground_truth = matlab_halve(_points("ground_truth_frame", ground_truth_frame) + shift)
+    return point_errors(predicted, ground_truth) <= threshold
+
+
+def bbc_accuracy(predicted_frame, ground_truth_frame, threshold: float = BBC_THRESHOLD) -> float:
+    """BBC Pose accuracy from 0-based frame pixels: the share of `bbc_correct` joints over all joints and frames."""
+    return float(np.mean(bbc_correct(predicted_frame, ground_truth_frame, threshold)))
 
 
 def downsample_mask(mask, factor: int) -> np.ndarray:

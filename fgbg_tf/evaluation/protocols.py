@@ -8,8 +8,14 @@
     videos     a user's CSV (data/annotations.py): mean error / image side, %, and with a named pair of points
                mean error / their distance, % (missing points left out)
 
+Each dataset is scored by our protocol; bbc, h36m and celeba also by a "release" protocol that reproduces the released
+evaluation code (`Protocol.release` names it; the readers' data.options.protocol builds its splits, this module scores
+them; docs/protocols.md has the audit). For BBC the release differs here too: its regression origin (S / 2 in the
+crop pixels of `data/release_crops.py`) and its map from crop to frame pixels.
+
 `landmark_report` fits the linear regressor (no intercept) on one split's landmark means and scores the other, with
-both coordinate origins, the mean-pose reference and, where masks exist, Figure 2b's containment;
+the protocol's coordinate origin and the paper's two (Table 3), the mean-pose reference, BBC's accuracy per joint and,
+where masks exist, Figure 2b's containment;
 `factorisation_scores` rates masks and backgrounds against the truth; `format_table` prints a report. The runner
 that produces the landmarks from a checkpoint is `fgbg_tf/evaluation/runner.py`; `tools/release_control/score.py` feeds
 these functions another implementation's landmarks.
@@ -21,32 +27,44 @@ import dataclasses
 
 import numpy as np
 
-from fgbg_tf.data import DatasetError
+from fgbg_tf.data import DatasetError, release_crops
 from fgbg_tf.data.pipeline import to_model_range
 from fgbg_tf.data.video_frames import frame_coordinates
 from fgbg_tf.evaluation import metrics
-from fgbg_tf.evaluation.regression import ORIGINS, apply_regressor, fit_regressor
+from fgbg_tf.evaluation.regression import apply_regressor, fit_regressor
 
 
 @dataclasses.dataclass(frozen=True)
 class Protocol:
-    """How one dataset is scored: the paper's origin and the metric Figure 2a-style studies plot."""
+    """How one dataset is scored: the paper's origin and the metric Figure 2a-style studies plot; for the benchmark
+    datasets, what their release protocol reproduces and the regression origin it uses."""
 
     origin: str
     headline: str
     higher_is_better: bool
+    release: str = ""
+    release_origin: str = ""
 
 
 PROTOCOLS = {
-    "bbc": Protocol("centre", "accuracy_pct", True),
-    "h36m": Protocol("centre", "error_by_image_size_pct", False),
-    "celeba": Protocol("top_left", "error_by_iod_pct", False),
+    "bbc": Protocol("centre", "accuracy_pct", True,
+                    release="NVIDIA's released scripts (BBCPoseLandmarkEvalDataset's crops, "
+                            "map_to_supervised_landmarks_bbc.py, eval_supervised_landmarks_bbc.py)",
+                    release_origin="release"),
+    "h36m": Protocol("centre", "error_by_image_size_pct", False,
+                     release="our reading of the paper's Appendix A and Zhang et al. (no code was released)",
+                     release_origin="centre"),
+    "celeba": Protocol("top_left", "error_by_iod_pct", False,
+                       release="IMM's scripts/test.py (Jakab et al.), which the paper follows: fit on the first 90 % "
+                               "of MAFL's training list", release_origin="top_left"),
     "faces5pt": Protocol("top_left", "error_by_iod_pct", False),
     "synthetic": Protocol("centre", "accuracy_pct", True),
     "videos": Protocol("centre", "error_by_image_size_pct", False),
 }
 # The headline when a user's annotations name a pair of points to normalise by (data.options.normalise_by).
 PAIR_HEADLINE = "error_by_pair_pct"
+# The origins of the paper's Table 3, reported next to the protocol's own.
+TABLE3_ORIGINS = ("centre", "top_left")
 
 
 @dataclasses.dataclass
@@ -56,7 +74,8 @@ class SplitLandmarks:
     Attributes:
         means_pixels: [N, K, 2] landmark means in pixels of the S x S input.
         keypoints: [N, J, 2] annotated keypoints, same pixels.
-        boxes: [N, 3] crop boxes (x0, y0, side) in frame pixels, for datasets that have them.
+        boxes: [N, 3] crop boxes (x0, y0, side) in frame pixels, or the release protocol's [N, 4] (x0, y0, width,
+            height), for datasets that have them.
         containment: [N, K] foreground containment, for splits with masks.
         foreground_fraction: mean share of mask pixels, the containment of a uniform part map.
         dropped: (source, reason) of the frames left out.
@@ -72,18 +91,28 @@ class SplitLandmarks:
     sample: dict
 
 
+def bbc_joints_correct(predicted: np.ndarray, landmarks: SplitLandmarks, image_size: int,
+                       protocol: str = "ours") -> np.ndarray:
+    """Whether each predicted BBC joint [N, 7, 2] (crop pixels) is within 6 px of the truth in the toolkit's halved
+    frame, bool [N, 7]: the crop boxes map both back to the frame as the `protocol`'s crops were cut."""
+    if landmarks.boxes is None:
+        raise DatasetError("bbc eval frames must carry their crop 'box' to map keypoints back to frame pixels")
+    if protocol == "release":  # frame coordinates that are the MATLAB values themselves
+        to_frame = release_crops.frame_coordinates
+        return metrics.bbc_correct(to_frame(predicted, landmarks.boxes, image_size),
+                                   to_frame(landmarks.keypoints, landmarks.boxes, image_size), one_based=True)
+    return metrics.bbc_correct(frame_coordinates(predicted, landmarks.boxes, image_size),
+                               frame_coordinates(landmarks.keypoints, landmarks.boxes, image_size))
+
+
 def score(dataset: str, predicted: np.ndarray, landmarks: SplitLandmarks, image_size: int,
-          pair: tuple[int, int] | None = None) -> dict:
+          pair: tuple[int, int] | None = None, protocol: str = "ours") -> dict:
     """The dataset's metrics (module docstring) of predicted keypoints [N, J, 2] in crop pixels; `pair`: the
-    indices of the points whose distance normalises the error too."""
+    indices of the points whose distance normalises the error too; `protocol`: the one the split was built by."""
     truth = landmarks.keypoints
     if dataset == "bbc":
-        if landmarks.boxes is None:
-            raise DatasetError("bbc eval frames must carry their crop 'box' to map keypoints back to frame pixels")
-        predicted_frame = frame_coordinates(predicted, landmarks.boxes, image_size)
-        truth_frame = frame_coordinates(truth, landmarks.boxes, image_size)
         return {
-            "accuracy_pct": 100.0 * metrics.bbc_accuracy(predicted_frame, truth_frame),
+            "accuracy_pct": 100.0 * float(np.mean(bbc_joints_correct(predicted, landmarks, image_size, protocol))),
             "accuracy_threshold_px": metrics.BBC_THRESHOLD,
         }
     if dataset in ("celeba", "faces5pt"):
@@ -99,23 +128,28 @@ def score(dataset: str, predicted: np.ndarray, landmarks: SplitLandmarks, image_
 
 
 def landmark_report(dataset: str, split_names: tuple[str, str], fit: SplitLandmarks, test: SplitLandmarks,
-                    image_size: int, keypoint_names=(), pair: tuple[int, int] | None = None) -> tuple[dict, dict]:
+                    image_size: int, keypoint_names=(), pair: tuple[int, int] | None = None,
+                    protocol: str = "ours") -> tuple[dict, dict]:
     """The protocol's numbers for landmarks found on the fit and report splits, whatever model found them.
 
     Fits a regressor per origin on `fit` and scores `test` (and `fit`, which shows how much of
     the error is under-fitting), adds the mean-pose reference and, for splits with masks,
     the containment. `pair`: indices of two keypoints whose distance normalises the error as well (then the
-    headline). Returns (the report's protocol part, {origin: Regressor}).
+    headline). `protocol`: "ours", or "release" for splits a reader built by the release protocol.
+    Returns (the report's protocol part, {origin: Regressor}).
     """
-    protocol = PROTOCOLS[dataset]
-    headline = PAIR_HEADLINE if pair is not None else protocol.headline
-    results, fit_results, regressors = {}, {}, {}
-    for origin in (protocol.origin, *(o for o in ORIGINS if o != protocol.origin)):
-        regressors[origin] = fit_regressor(fit.means_pixels, fit.keypoints, origin, image_size, keypoint_names)
-        results[origin] = score(dataset, apply_regressor(regressors[origin], test.means_pixels), test, image_size,
-                                pair)
-        fit_results[origin] = score(dataset, apply_regressor(regressors[origin], fit.means_pixels), fit, image_size,
-                                    pair)
+    spec = PROTOCOLS[dataset]
+    if protocol == "release" and not spec.release:
+        raise ValueError(f"{dataset} has no release protocol, only ours")
+    origin = spec.release_origin if protocol == "release" else spec.origin
+    headline = PAIR_HEADLINE if pair is not None else spec.headline
+    results, fit_results, regressors, predicted = {}, {}, {}, {}
+    for name in (origin, *(o for o in TABLE3_ORIGINS if o != origin)):
+        regressors[name] = fit_regressor(fit.means_pixels, fit.keypoints, name, image_size, keypoint_names)
+        predicted[name] = apply_regressor(regressors[name], test.means_pixels)
+        results[name] = score(dataset, predicted[name], test, image_size, pair, protocol)
+        fit_results[name] = score(dataset, apply_regressor(regressors[name], fit.means_pixels), fit, image_size,
+                                  pair, protocol)
     # What a model without landmarks gets: every test frame predicted as the fit split's mean pose (of the frames
     # that have each point, where a user's annotations leave some out).
     mean_pose = np.broadcast_to(np.nanmean(fit.keypoints, axis=0), test.keypoints.shape)
@@ -125,20 +159,34 @@ def landmark_report(dataset: str, split_names: tuple[str, str], fit: SplitLandma
                         "dropped_sources": [s for s, _ in part.dropped]}
     report = {
         "dataset": dataset,
+        "protocol": protocol,
         "image_size": image_size,
         "keypoint_names": list(keypoint_names),
         "splits": splits,
-        "origin": protocol.origin,
+        "origin": origin,
         "results": results,
         "fit_split_results": fit_results,
-        "mean_pose_reference": score(dataset, mean_pose, test, image_size, pair),
+        "mean_pose_reference": score(dataset, mean_pose, test, image_size, pair, protocol),
         "normalised_by": None if pair is None else [list(keypoint_names)[i] for i in pair],
-        "headline": {"metric": headline, "value": results[protocol.origin][headline],
-                     "higher_is_better": protocol.higher_is_better},
+        "headline": {"metric": headline, "value": results[origin][headline],
+                     "higher_is_better": spec.higher_is_better},
         "containment": (containment_report(test.containment, test.foreground_fraction)
                         if test.containment is not None else None),
     }
+    if dataset == "bbc":  # the protocol origin's accuracy of each joint on the report split
+        by_joint = 100.0 * bbc_joints_correct(predicted[origin], test, image_size, protocol).mean(axis=0)
+        report["accuracy_by_joint_pct"] = dict(zip(keypoint_names, by_joint.tolist()))
     return report, regressors
+
+
+def protocol_line(dataset: str, protocol: str) -> str:
+    """The report's line that names the protocol its numbers come from."""
+    release = PROTOCOLS[dataset].release
+    if protocol == "release":
+        return f"protocol: release, reproducing {release} (docs/protocols.md)"
+    if release:
+        return f"protocol: ours (docs/protocols.md; --protocol release reproduces {release})"
+    return "protocol: ours (the only one for this dataset)"
 
 
 def containment_report(containment: np.ndarray, foreground_fraction: float) -> dict:
@@ -176,6 +224,7 @@ def format_table(report: dict) -> str:
     lines = [
         f"fgbg_tf evaluation: {report['dataset']} | checkpoint {report['checkpoint']} (step {report['step']}, "
         f"variant {report['variant']}, K={report['num_landmarks']}, {report['image_size']} px)",
+        protocol_line(report["dataset"], report["protocol"]),
     ]
     fit, test = report["splits"]["fit"], report["splits"]["report"]
     lines.append(
@@ -195,7 +244,12 @@ def format_table(report: dict) -> str:
     reference = report["mean_pose_reference"]
     cells = ["mean pose"] + [f"{reference[n]:.3f}" for n in names]
     lines.append("  ".join(c.ljust(w) for c, w in zip(cells, widths)) + "  (reference: no landmarks)")
-    lines.append("* the paper's origin for this dataset (appendix A, 'Regression coordinates'); its regressor is saved")
+    lines.append("* the protocol's origin (ours: the paper's appendix A, 'Regression coordinates'; release: the "
+                 "released code's); its regressor is saved")
+    by_joint = report.get("accuracy_by_joint_pct")
+    if by_joint:
+        lines.append(f"accuracy per joint, % ({report['origin']} origin): "
+                     + ", ".join(f"{name} {value:.1f}" for name, value in by_joint.items()))
     factorisation = report.get("factorisation")
     if factorisation:
         text = f"fg/bg on {factorisation['frames']} frames: background PSNR {factorisation['background_psnr_db']:.2f} dB"

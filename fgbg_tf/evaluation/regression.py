@@ -9,9 +9,12 @@ records it:
     "top_left": pixel coordinates as they are (MAFL / CelebA, following Jakab et al.);
     "centre":   pixel coordinates minus (S - 1) / 2, the geometric centre of the
                 S x S crop in the pixel-i-at-i convention (BBC Pose, Human3.6M).
-                For BBC this is the release's box-normalised frame (joints minus the
-                box centre, over the box side) up to the scale, which a linear map
-                absorbs, and half a frame pixel.
+    "release":  pixel coordinates minus S / 2, the origin of the released BBC
+                scripts (BBC's release protocol): their inputs are the means in
+                [-1, 1], 0 at S / 2 (`landmarks.to_pixels`), their targets the joints
+                minus the box centre over the box side, 0 at S / 2 in the crop pixels
+                of `data/release_crops.py`. The scales are absorbed by the linear map,
+                so the fit is the release's.
 
 Inputs are landmark means in pixels of the model's S x S input (`landmarks.to_pixels`),
 outputs keypoints in the same pixels; the origin shift happens inside, so callers
@@ -33,7 +36,7 @@ import numpy as np
 import tensorflow as tf
 from sklearn.linear_model import LinearRegression
 
-ORIGINS = ("centre", "top_left")
+ORIGINS = ("centre", "top_left", "release")
 FORMAT = "fgbg_tf.regressor/1"
 
 
@@ -44,7 +47,7 @@ class Regressor:
     Attributes:
         coefficients: float64 [2K, 2J]; keypoints_flat = means_flat @ coefficients,
             both relative to the origin.
-        origin: "centre" or "top_left" (see the module docstring).
+        origin: "centre", "top_left" or "release" (see the module docstring).
         image_size: S, the side of the crop both coordinate sets live in.
         keypoint_names: the J keypoint names, in order.
     """
@@ -81,7 +84,7 @@ def origin_offset(origin: str, image_size: int) -> float:
     """Pixel coordinate of the origin along either axis (the crop is square)."""
     if origin not in ORIGINS:
         raise ValueError(f"origin must be one of {ORIGINS}, got {origin!r}")
-    return (image_size - 1) / 2.0 if origin == "centre" else 0.0
+    return {"centre": (image_size - 1) / 2.0, "top_left": 0.0, "release": image_size / 2.0}[origin]
 
 
 def fit_regressor(means_pixels, keypoints, origin: str, image_size: int, keypoint_names=()) -> Regressor:
@@ -147,7 +150,8 @@ def save_regressor(regressor: Regressor, path: str | Path) -> Path:
         "num_landmarks": regressor.num_landmarks,
         "convention": "inputs: landmark means [K, 2] (x, y) in pixels of the S x S model input, pixel i at i, "
         "flattened row-major; outputs: keypoints [J, 2] in the same pixels; "
-        "keypoints_flat - o = (means_flat - o) @ coefficients, o = (S - 1) / 2 for origin 'centre', 0 for 'top_left'",
+        "keypoints_flat - o = (means_flat - o) @ coefficients, o = (S - 1) / 2 for origin 'centre', 0 for 'top_left', "
+        "S / 2 for 'release'",
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".json":

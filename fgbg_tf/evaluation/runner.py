@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from fgbg_tf.config import Config, DataConfig, dataset_config_path, load_config
-from fgbg_tf.data import DatasetError, LandmarkDataset, get_dataset
+from fgbg_tf.data import DatasetError, LandmarkDataset, dataset_options, get_dataset
 from fgbg_tf.data.pipeline import to_model_range
 from fgbg_tf.evaluation import metrics
 from fgbg_tf.evaluation.figures import figure3_grid, label_rows, line_plot, save_png
@@ -40,6 +40,10 @@ from fgbg_tf.training.checkpoints import load_run_config, load_trained_model
 logger = logging.getLogger("fgbg_tf.evaluate")
 
 
+# The protocol `evaluate` scores the benchmark datasets by when neither the command nor the run names one.
+DEFAULT_PROTOCOL = "release"
+
+
 def data_config(config: Config, dataset: str | None, data_dir: str | None, options: dict | None = None) -> DataConfig:
     """The run's data settings, or another dataset's defaults at the run's image size; `options` update
     data.options (a user's annotations given to `evaluate`)."""
@@ -53,6 +57,16 @@ def data_config(config: Config, dataset: str | None, data_dir: str | None, optio
         data.data_dir = data_dir
     data.options = {**data.options, **(options or {})}
     return data
+
+
+def choose_protocol(data: DataConfig, protocol: str | None) -> None:
+    """Sets data.options.protocol for a benchmark dataset (bbc, h36m, celeba): `protocol`, else the run's, else
+    DEFAULT_PROTOCOL. Other datasets have our protocol only: asking them for "release" is an error."""
+    if "protocol" in dataset_options(data):
+        data.options["protocol"] = protocol or data.options.get("protocol") or DEFAULT_PROTOCOL
+    elif protocol == "release":
+        raise DatasetError(f"{data.name} has no released evaluation to reproduce, only our protocol; the release "
+                           "protocol exists for bbc, h36m and celeba (docs/protocols.md)")
 
 
 def make_detector(model, image_size: int):
@@ -189,12 +203,14 @@ def evaluate_checkpoint(
     log_dir: str | Path | None = None,
     untrained: bool = False,
     annotations: dict | None = None,
+    protocol: str | None = None,
 ) -> dict:
     """Evaluates a trained run or checkpoint; writes the outputs listed in the module docstring.
 
     With `untrained=True` the run's model is evaluated at its initial weights (step 0),
     the baseline that shows what training bought. `annotations`: data.options of a user's keypoints, masks and
-    normalise_by (the `videos` dataset). Returns the report (report.json).
+    normalise_by (the `videos` dataset). `protocol`: "release" or "ours" for bbc, h36m and celeba
+    (`choose_protocol`). Returns the report (report.json).
     """
     run_config, run_dir, prefix = load_run_config(checkpoint)
     data = data_config(run_config, dataset, data_dir, annotations)
@@ -203,12 +219,12 @@ def evaluate_checkpoint(
             f"{data.name} has no keypoint annotations, so the regression protocol does not apply; "
             f"evaluate one of {sorted(PROTOCOLS)}"
         )
+    choose_protocol(data, protocol)
     reader = get_dataset(data)
     model, config, step = load_trained_model(checkpoint, initial=untrained)
     if Path(checkpoint).is_dir() and not untrained:
         prefix = str(Path(prefix).with_name(f"ckpt-{step}"))  # the newest that reads (fgbg_tf.train numbers by step)
     model.trainable = False
-    protocol = PROTOCOLS[data.name]
     size = data.image_size
     label = "untrained" if untrained else step
     output = Path(output) if output is not None else run_dir / "eval" / f"{data.name}-{label}"
@@ -234,10 +250,10 @@ def evaluate_checkpoint(
 
     try:
         report, regressors = landmark_report(data.name, reader.regression_splits, fit, test, size,
-                                             reader.keypoint_names, reader.normalise_pair)
+                                             reader.keypoint_names, reader.normalise_pair, reader.protocol)
     except ValueError as error:  # annotations that cannot be scored (a point never annotated, a coincident pair)
         raise DatasetError(f"{data.name}: the annotations cannot be scored: {error}") from None
-    regressor_path = save_regressor(regressors[protocol.origin], output / "regressor.json")
+    regressor_path = save_regressor(regressors[report["origin"]], output / "regressor.json")
     report.update({
         **header,
         "factorisation": (
@@ -249,7 +265,7 @@ def evaluate_checkpoint(
 
     pictures = {}
     if num_images > 0:
-        pictures["figure3"] = figure3(model, test, regressors[protocol.origin])
+        pictures["figure3"] = figure3(model, test, regressors[report["origin"]])
     if with_masks:
         curve = report["containment"]
         ranks = np.arange(len(curve["percent_sorted"]))

@@ -58,6 +58,7 @@ def run_study(
                 "train_seconds_this_call": round(seconds, 1),
                 "metric": report["headline"]["metric"],
                 "value": report["headline"]["value"],
+                "protocol": report["protocol"],
                 "origin": report["origin"],
                 "results": report["results"],
                 "containment_min_percent": report["containment"]["min_percent"] if report["containment"] else None,

@@ -56,11 +56,11 @@ class ClusterError(RuntimeError):
 
 # What a resumed run must keep: the model and the data stream (which frames, pairs and views each step sees), so that
 # its checkpoint continues the run it came from. Training settings (learning rate, logging, ...) may change; the
-# global batch is checked against the checkpoint itself; where the data lives may move, and the annotations that only
-# `evaluate` reads may be added or changed.
+# global batch is checked against the checkpoint itself; where the data lives may move, and the annotations and the
+# benchmark protocol that only `evaluate` reads may be added or changed.
 def _must_match(key: str) -> bool:
     free = ("data.data_dir", "data.options.cache_dir", "data.options.tfds_data_dir",
-            "data.options.keypoints", "data.options.masks", "data.options.normalise_by")
+            "data.options.keypoints", "data.options.masks", "data.options.normalise_by", "data.options.protocol")
     return key.startswith(("model.", "data.")) and key not in free or key == "train.seed"
 
 

@@ -60,20 +60,24 @@ def write_bbc(
     test: dict[int, list[int]],
     size: tuple[int, int] = (100, 120),
     num_videos: int = 20,
+    joints=bbc_joints,
+    blue=marker,
 ) -> Path:
     """Writes <root>/<video>/<frame>.jpg, code/bbcpose.mat and code/results.mat.
 
     Args:
-        train: video -> annotated frame numbers (`train_frames`, joints `bbc_joints`).
+        train: video -> annotated frame numbers (`train_frames`).
         val: video -> manually annotated frame numbers (`test_frames`).
         test: video -> frame numbers listed in results.mat.
         size: (height, width) of every frame.
+        joints: (video, frame) -> the frame's MATLAB 1-based joints [7, 2] (x, y).
+        blue: (video, frame) -> the frame's blue level.
     """
     height, width = size
     for group in (train, val, test):
         for video, frames in group.items():
             for frame in frames:
-                write_jpeg(root / str(video) / f"{frame}.jpg", gradient_frame(height, width, marker(video, frame)))
+                write_jpeg(root / str(video) / f"{frame}.jpg", gradient_frame(height, width, blue(video, frame)))
     entries = np.zeros((1, num_videos), dtype=[(name, "O") for name in BBC_FIELDS])
     for index in range(num_videos):
         video = index + 1
@@ -84,22 +88,22 @@ def write_bbc(
         for frames_field, joints_field, group in (("train_frames", "train_joints", train), ("test_frames", "test_joints", val)):
             frames = group.get(video, [])
             entry[frames_field] = np.array([frames], np.float64).reshape(1, -1)
-            entry[joints_field] = _matlab_joints(video, frames)
+            entry[joints_field] = _matlab_joints(joints, video, frames)
     (root / "code").mkdir(parents=True, exist_ok=True)
     scipy.io.savemat(str(root / "code" / "bbcpose.mat"), {"bbcpose": entries})
     rows = [(video, frame) for video, frames in test.items() for frame in frames]
     results = np.zeros((1, 1), dtype=[("gt", "O"), ("frame", "O"), ("video", "O")])
-    results[0, 0]["gt"] = np.concatenate([_matlab_joints(v, [f]) for v, f in rows], axis=2)
+    results[0, 0]["gt"] = np.concatenate([_matlab_joints(joints, v, [f]) for v, f in rows], axis=2)
     results[0, 0]["frame"] = np.array([[f for _, f in rows]], np.float64)
     results[0, 0]["video"] = np.array([[v for v, _ in rows]], np.float64)
     scipy.io.savemat(str(root / "code" / "results.mat"), {"results": results})
     return root
 
 
-def _matlab_joints(video: int, frames: list[int]) -> np.ndarray:
+def _matlab_joints(joints, video: int, frames: list[int]) -> np.ndarray:
     if not frames:
         return np.zeros((2, 7, 0))
-    return np.stack([bbc_joints(video, f).T for f in frames], axis=2)
+    return np.stack([joints(video, f).T for f in frames], axis=2)
 
 
 def write_avi(path: Path, frames: list[np.ndarray], fps: int = 25) -> Path:

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import shutil
 
+import cv2
 import numpy as np
 import pytest
 import scipy.io
+import tensorflow as tf
 
 from fgbg_tf.config import DataConfig
 from fgbg_tf.data.base import DatasetError
 from fgbg_tf.data.bbc import BBCPoseDataset
 from fgbg_tf.data.video_frames import crop_coordinates, frame_coordinates
 from tests.data.fixtures_images import write_corrupted_jpeg
-from tests.data.fixtures_video import bbc_joints, marker, truncate, write_bbc
+from tests.data.fixtures_video import bbc_joints, joints_around, marker, truncate, write_bbc
 
 ODD = [1, 3, 5, 7, 9, 11, 13, 15]
 OPTIONS = {"crop_size": 64, "train_videos": [1, 2], "val_videos": [11], "test_videos": [16]}
@@ -190,3 +192,64 @@ def test_tfds_builder_prepares_the_reader_crops_from_manual_dir(root, tmp_path):
     np.testing.assert_array_equal(example["keypoints"], expected["keypoints"])
     np.testing.assert_array_equal(example["box"], [8, 19, 64])
     assert example["source"].decode().endswith("16/5.jpg")
+
+
+def _half_pixel_joints(video, frame):
+    """Joints whose bounding box is centred on half pixels, so that the release's box edges are ties when PIL rounds
+    them; video 1 frame 5 and video 17 frame 3 have their right wrist left of the frame."""
+    points = joints_around(20.5 + 4 * frame, 44.5 + 8 * (video % 2))
+    if (video, frame) in ((1, 5), (17, 3)):
+        points[1] = [-4.0, 60.0]
+    return points
+
+
+RELEASE = {"crop_size": 64, "train_videos": [1, 2], "val_videos": [11], "protocol": "release"}
+RELEASE_TEST = [(16, 4), (16, 1), (17, 3), (18, 24)]
+
+
+@pytest.fixture
+def release_root(tmp_path):
+    test = {16: [4, 1], 17: [3], 18: [24]}
+    return write_bbc(tmp_path / "bbc", train={1: ODD, 2: ODD}, val={11: [2]}, test=test, joints=_half_pixel_joints)
+
+
+def test_release_eval_crops_are_clipped_squashed_and_rounded_as_pil(release_root):
+    reader = BBCPoseDataset(_config(release_root, options=RELEASE))
+    test = _as_list(reader.eval_split("test"))
+    # Every frame of results.mat, whatever its video, a joint outside the frame or not.
+    assert [e["source"].decode().split("bbc/")[-1] for e in test] == [f"{v}/{f}.jpg" for v, f in RELEASE_TEST]
+    for element, (video, frame) in zip(test, RELEASE_TEST):
+        g = _half_pixel_joints(video, frame)  # the MATLAB values, used as they are
+        centre = (g.min(axis=0) + g.max(axis=0)) / 2
+        x0, y0 = max(0, centre[0] - 32), max(0, centre[1] - 32)
+        x1, y1 = min(120, centre[0] + 32), min(100, centre[1] + 32)
+        np.testing.assert_allclose(element["box"], [x0, y0, x1 - x0, y1 - y0], atol=1e-5)
+        np.testing.assert_allclose(element["keypoints"], (g - [x0, y0]) * 32 / [x1 - x0, y1 - y0], atol=1e-4)
+        # PIL's Image.crop cuts round(x0) .. round(x1), Python's round: half to even. Frame 16/4's box
+        # (4.5, 12.5, 68.5, 76.5) is cut at columns 4..67, rows 12..75 (half up would start at 5 and 13);
+        # 16/1's (0, 12.5, 56.5, 76.5) is 56 x 64 pixels, squashed to 32 x 32.
+        rgb = cv2.imread(element["source"].decode())[..., ::-1]
+        window = rgb[round(y0) : round(y1), round(x0) : round(x1)]
+        expected = tf.image.resize(window, [32, 32], method="bilinear", antialias=True)
+        np.testing.assert_array_equal(element["image"], tf.cast(tf.clip_by_value(tf.round(expected), 0, 255), tf.uint8))
+    assert round(4.5) == 4 and test[0]["box"][0] == 4.5
+
+
+def test_release_scores_frames_with_joints_outside_the_frame_that_training_leaves_out(release_root):
+    reader = BBCPoseDataset(_config(release_root, options=RELEASE))
+    assert reader.protocol == "release"
+    assert reader.num_train_items == 15 and len(reader.splits["train"]) == 16
+    assert "1/5.jpg" in [s.split("bbc/")[-1] for s in reader.splits["train"].paths]
+    assert reader.skipped == [(str(release_root / "1" / "5.jpg"), "joints outside the 120x100 frame (left out of "
+                                                                     "training only)")]
+    ours = BBCPoseDataset(_config(release_root, options={**RELEASE, "protocol": "ours", "test_videos": [16, 17]}))
+    assert len(ours.splits["train"]) == 15
+    test = [e["source"].decode().split("bbc/")[-1] for e in _as_list(ours.eval_split("test"))]
+    assert test == ["16/4.jpg", "16/1.jpg"]
+
+
+def test_release_protocol_rejects_test_videos_and_unknown_protocols(release_root):
+    with pytest.raises(DatasetError, match="test_videos.*release protocol scores every frame of results.mat"):
+        BBCPoseDataset(_config(release_root, options={**RELEASE, "test_videos": [16]}))
+    with pytest.raises(DatasetError, match=r"data.options.protocol for bbc must be one of \('release', 'ours'\)"):
+        BBCPoseDataset(_config(release_root, options={**RELEASE, "protocol": "paper"}))

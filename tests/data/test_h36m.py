@@ -101,3 +101,26 @@ def test_layout_errors_name_the_path(root):
         Human36MDataset(_config(root))
     with pytest.raises(DatasetError, match="unknown"):
         Human36MDataset(_config(root, options={**OPTIONS, "activities": ["Eating"]}))
+
+
+def test_release_reading_scores_frames_with_joints_outside_the_frame(root):
+    # Frame 5 of the test take and frame 4 of a training take get a joint right of the 120 px wide frame.
+    for subject, name, row in (("S11", "Posing.54138969", 5), ("S1", "Directions 1.54138969", 4)):
+        path = root / subject / "MyPoseFeatures" / "D2_Positions" / f"{name}.npy"
+        poses = np.load(path)
+        poses[0, row, 0] = 130.0
+        np.save(path, poses)
+    ours = Human36MDataset(_config(root))
+    release = Human36MDataset(_config(root, options={**OPTIONS, "protocol": "release"}))
+    # Training leaves them out under both protocols; only the release's eval splits score them.
+    assert ours.num_train_items == release.num_train_items == 14
+    assert (len(ours.splits["train"]), len(release.splits["train"])) == (14, 15)
+    sources = [[e["source"].decode()[-10:] for e in reader.eval_split("test").as_numpy_iterator()]
+               for reader in (ours, release)]
+    assert sources == [["000003.jpg"], ["000003.jpg", "000005.jpg"]]
+    last = list(release.eval_split("test").as_numpy_iterator())[-1]
+    assert last["valid"] and last["mask"].max() == 1  # its mask row follows it
+    # The same crops as ours: a 64 px square around the joints' centre, zero-padded.
+    assert last["box"][2] == 64
+    assert dict(release.skipped)[str(root / "S1" / "Directions 1.54138969" / "000004.jpg")] == \
+        "joints outside the frame (left out of training only)"
