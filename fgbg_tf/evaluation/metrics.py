@@ -11,6 +11,7 @@ coordinate frame (pixel i at coordinate i) unless a function says otherwise.
     synthetic  both of `mean_error_by_image_size` and `pixel_accuracy`
     Figure 2b  `foreground_containment` + `containment_curve` (reference doc 8.4)
     fg/bg      `mask_agreement` (predicted vs true masks) and `psnr` (BGNet vs the true background)
+    video      `psnr_each`, per predicted frame (`fgbg_tf/evaluation/video_metrics.py`)
 
 Example:
     error = mean_error_by_interocular(predicted, ground_truth)   # percent
@@ -189,8 +190,15 @@ def mask_agreement(predicted, truth, threshold: float = 0.5) -> dict:
             "mean": float(predicted.mean())}
 
 
-def psnr(predicted, truth, data_range: float = 2.0) -> float:
-    """Mean per-image PSNR in dB of images [N, ...] against the truth (default range: [-1, 1] images)."""
+def psnr_each(predicted, truth, data_range: float = 2.0) -> np.ndarray:
+    """PSNR in dB [N] of each image [N, ...] against the truth: 10 log10(range^2 / MSE), the MSE over all of an
+    image's pixels and channels, as `tf.image.psnr` (default range: [-1, 1] images). The MSE is floored at 1e-12, so
+    identical images score 10 log10(range^2) + 120 dB instead of infinity and means stay finite."""
     predicted, truth = np.asarray(predicted, np.float64), np.asarray(truth, np.float64)
     mse = np.mean(np.square(predicted - truth).reshape(len(predicted), -1), axis=1)
-    return float(np.mean(10.0 * np.log10(data_range**2 / np.maximum(mse, 1e-12))))
+    return 10.0 * np.log10(data_range**2 / np.maximum(mse, 1e-12))
+
+
+def psnr(predicted, truth, data_range: float = 2.0) -> float:
+    """Mean per-image PSNR in dB (`psnr_each`) of images [N, ...] against the truth."""
+    return float(np.mean(psnr_each(predicted, truth, data_range)))

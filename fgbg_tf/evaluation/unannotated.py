@@ -50,8 +50,8 @@ def unannotated_video_report(model, clips: list[tuple[str, dict]], offset: int, 
             truth = to_model_range(frames[index]).numpy()
             usable = valid[index] & valid[partner] & (partner != index)
             if usable.any():
-                ours.append(_psnr_each(reconstruction.numpy()[usable], truth[usable]))
-                copies.append(_psnr_each(to_model_range(frames[partner[usable]]).numpy(), truth[usable]))
+                ours.append(metrics.psnr_each(reconstruction.numpy()[usable], truth[usable]))
+                copies.append(metrics.psnr_each(to_model_range(frames[partner[usable]]).numpy(), truth[usable]))
             means.append(np.where(valid[index, None, None], batch_means.numpy(), np.nan))
         means = np.concatenate(means)
         moved = np.linalg.norm(np.diff(means, axis=0), axis=-1)  # [T - 1, K]; NaN next to an invalid frame
@@ -72,10 +72,6 @@ def unannotated_video_report(model, clips: list[tuple[str, dict]], offset: int, 
         "landmark_step_pct": float(100.0 * steps.mean() / size) if steps.size else None,
         "landmark_spread_px": float(np.mean(spreads)),
     }
-
-
-def _psnr_each(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    return np.array([metrics.psnr(p[None], t[None]) for p, t in zip(predicted, truth)])
 
 
 def format_unannotated(report: dict) -> str:
