@@ -103,6 +103,12 @@ class LandmarkDynamics(keras.Model):
                 "layers": self.lstm_layers}
 
 
-def dynamics_loss(predictions, targets) -> tf.Tensor:
-    """Mean squared error over every predicted value, in normalised state units (a scalar)."""
-    return tf.reduce_mean(tf.square(tf.cast(predictions, tf.float32) - tf.cast(targets, tf.float32)))
+def dynamics_loss(predictions, targets, weights=None) -> tf.Tensor:
+    """Mean squared error over every predicted value, in normalised state units (a scalar).
+
+    `weights` [5K], if given, scale each dimension's squared error (`training.step_weights`).
+    """
+    squared = tf.square(tf.cast(predictions, tf.float32) - tf.cast(targets, tf.float32))
+    if weights is not None:
+        squared = squared * tf.constant(weights, tf.float32)
+    return tf.reduce_mean(squared)

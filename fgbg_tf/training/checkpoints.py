@@ -68,6 +68,10 @@ def variable_paths(root: keras.layers.Layer) -> dict[str, keras.Variable]:
         elif isinstance(value, (list, tuple)):
             for index, item in enumerate(value):
                 visit(item, f"{prefix}{index}/")
+        elif isinstance(value, keras.random.SeedGenerator) and id(value.state) not in placed:
+            # Random layers (an LSTM cell's dropout) keep their generator's state outside any sublayer.
+            paths[prefix + value.state.name] = value.state
+            placed.add(id(value.state))
 
     visit(root, "")
     unplaced = [v.path for v in root.variables if id(v) not in placed]
