@@ -32,6 +32,8 @@ def run_command(body, failures: dict) -> int:
             raised as usual.
     """
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # TensorFlow's checkpoint writer logs an INFO line through absl at every save ("Sharding callback duration").
+    logging.getLogger("absl").setLevel(logging.WARNING)
     try:
         code = body()
     except tuple(_classes(failures)) as error:

@@ -198,6 +198,9 @@ class DynamicsConfig:
     train_future: int = 0
     hidden: int = 256
     layers: int = 2
+    # One LSTM shared by the landmarks, each landmark's trajectory a sequence of its own (LandmarkDynamics): on the
+    # synthetic videos the LSTM over the whole state learnt its training clips by heart (docs/video_prediction.md).
+    per_landmark: bool = True
     # Weight each state dimension's squared error by 1 / the variance of its frame-to-frame change, so that the
     # landmarks' motion is not drowned by the fitted covariances' jitter (training.step_weights); false: plain MSE.
     weight_by_step: bool = True

@@ -1,8 +1,10 @@
-"""Video prediction with landmarks (paper section 4.3): `python -m fgbg_tf.video_prediction {train,evaluate,predict}`.
+"""Video prediction with landmarks (paper section 4.3): `python -m fgbg_tf.video_prediction {train,evaluate,predict,
+export}`.
 
     python -m fgbg_tf.video_prediction train --checkpoint LANDMARK_RUN --output RUN [--set dynamics.KEY=VALUE ...]
     python -m fgbg_tf.video_prediction evaluate --run RUN [--lpips-weights FILE] [--output DIR]
     python -m fgbg_tf.video_prediction predict --run RUN [--num-clips N] [--output DIR]
+    python -m fgbg_tf.video_prediction export --run RUN [--horizon H] [--output DIR]
 
 A trained landmark model (`python -m fgbg_tf.train` on a video dataset) is frozen; `train` reads the landmark
 states of every training clip through it (`fgbg_tf/dynamics/sequences.py`) and fits the LSTM that predicts how they
@@ -20,6 +22,10 @@ RUN holds video_prediction.yaml (the landmark checkpoint and the dynamics settin
 checkpoints/ (resumed when `train` runs again), logs/ (TensorBoard), and evaluate's eval/: report.json,
 report.txt, figure5.png (metric curves per predicted frame), figure4.png (seed frames, truth over prediction);
 predict writes PNG strips and one video per clip (truth | prediction side by side).
+
+`export` writes DIR (default RUN/export)/saved_model, whose signature `predict_video` takes N seed frames and returns
+H predicted frames and their landmarks (`fgbg_tf/serving/video_module.py`, export/README.md), and export_report.json;
+it fails unless the SavedModel reproduces this package's rollout on the first test windows.
 """
 
 from __future__ import annotations
@@ -45,16 +51,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     train.add_argument("--seed", type=int, default=0, help="draws the training windows (default 0)")
     train.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
     for name, text in (("evaluate", "score rollouts on the test clips"),
-                       ("predict", "write rollouts of test clips as pictures and videos")):
+                       ("predict", "write rollouts of test clips as pictures and videos"),
+                       ("export", "write a SavedModel that predicts frames and landmarks from seed frames")):
         command = commands.add_parser(name, help=text)
         command.add_argument("--run", required=True, help="a folder written by `train`")
-        command.add_argument("--output", help="output folder (default: RUN/eval or RUN/predictions)")
+        command.add_argument("--output", help="output folder (default: RUN/eval, RUN/predictions or RUN/export)")
     evaluate = commands.choices["evaluate"]
     evaluate.add_argument("--lpips-weights", help="an .npz of AlexNet + LPIPS v0.1 weights (tools/lpips_weights.py)")
     evaluate.add_argument("--max-windows", type=int, help="score at most this many windows")
     commands.choices["predict"].add_argument("--num-clips", type=int, default=4, help="test clips to draw (default 4)")
+    commands.choices["export"].add_argument("--horizon", type=int,
+                                            help="frames to predict (default: the run's dynamics.predicted_frames)")
     args = parser.parse_args(argv)
-    for key in ("max_windows", "num_clips"):
+    for key in ("max_windows", "num_clips", "horizon"):
         if getattr(args, key, None) is not None and getattr(args, key) < 1:
             parser.error(f"--{key.replace('_', '-')} must be >= 1")
     return args
@@ -73,8 +82,10 @@ def main(argv=None) -> int:
                            progress=not args.no_progress)
         elif args.command == "evaluate":
             pipeline.evaluate(args.run, args.output, args.lpips_weights, args.max_windows)
-        else:
+        elif args.command == "predict":
             pipeline.predict(args.run, args.output, args.num_clips)
+        else:
+            pipeline.export(args.run, args.output, args.horizon)
 
     return run_command(body, {(ConfigError, DatasetError, FileNotFoundError, CheckpointError): 2})
 

@@ -32,29 +32,36 @@ class LandmarkDynamics(keras.Model):
         num_landmarks: K; states have 5K values (`state.encode_state`).
         hidden: H, the embedding width and every LSTM cell's units.
         layers: how many LSTM cells are stacked.
+        per_landmark: one LSTM shared by the K landmarks, each landmark's 5 values a sequence of its own (a batch
+            of B x K sequences), instead of one LSTM over all 5K values. It sees K times as many sequences through
+            a 5-wide input: on the synthetic videos the whole-state LSTM learnt its training clips by heart and
+            the shared one generalised (docs/video_prediction.md).
 
     Shapes: `unroll` [B, T, 5K] -> [B, T - 1, 5K] (predictions of s_1 .. s_{T-1}); `rollout` [B, S, 5K] seeds ->
     [B, horizon, 5K] (s_S .. s_{S + horizon - 1}); calling the model is `unroll` with every input ground truth.
     Example: `LandmarkDynamics(3, hidden=32).rollout(seeds, horizon=5)`.
     """
 
-    def __init__(self, num_landmarks: int, hidden: int = 256, layers: int = 2, **kwargs):
+    def __init__(self, num_landmarks: int, hidden: int = 256, layers: int = 2, per_landmark: bool = False, **kwargs):
         super().__init__(**kwargs)
         if num_landmarks < 1 or hidden < 1 or layers < 1:
             raise ValueError(f"num_landmarks, hidden and layers must be >= 1, got {num_landmarks}, {hidden}, {layers}")
         # `layers` is stored under another name: keras.Model already has a `layers` property.
         self.num_landmarks, self.hidden, self.lstm_layers = num_landmarks, hidden, layers
+        self.per_landmark = per_landmark
         self.state_dim = VALUES_PER_LANDMARK * num_landmarks
+        # The width of one sequence's values: a landmark's, or the whole state's.
+        self.step_dim = VALUES_PER_LANDMARK if per_landmark else self.state_dim
         dtype = self.dtype_policy
         self.embed = keras.layers.Dense(hidden, dtype=dtype, name="embed")
         self.cells = [keras.layers.LSTMCell(hidden, dtype=dtype, name=f"lstm_{i}") for i in range(layers)]
-        self.head = keras.layers.Dense(self.state_dim, kernel_initializer="zeros", dtype=dtype, name="residual")
+        self.head = keras.layers.Dense(self.step_dim, kernel_initializer="zeros", dtype=dtype, name="residual")
         self.build()
 
     def build(self, input_shape=None):
         # Every shape follows from the constructor's arguments, so the weights exist from the start (parameter
         # counts, checkpoints) without tracing `call`; Keras' loader calls this again, hence the guards.
-        for layer, width in [(self.embed, self.state_dim), *[(cell, self.hidden) for cell in self.cells],
+        for layer, width in [(self.embed, self.step_dim), *[(cell, self.hidden) for cell in self.cells],
                              (self.head, self.hidden)]:
             if not layer.built:
                 layer.build((None, width))
@@ -87,6 +94,16 @@ class LandmarkDynamics(keras.Model):
     def _run(self, truth, steps: int):
         """`steps` steps from a zero LSTM state, reading truth[:, t] while there is one, else the last prediction."""
         truth = tf.cast(truth, self.compute_dtype)
+        if self.per_landmark:  # [B, t, 5K] -> [B K, t, 5]: each landmark a sequence of the batch
+            batch, length = tf.shape(truth)[0], truth.shape[1]
+            per = tf.reshape(tf.transpose(tf.reshape(truth, [batch, length, self.num_landmarks, -1]), [0, 2, 1, 3]),
+                             [batch * self.num_landmarks, length, VALUES_PER_LANDMARK])
+            out = self._run_sequences(per, steps)  # [B K, steps, 5]
+            out = tf.transpose(tf.reshape(out, [batch, self.num_landmarks, steps, VALUES_PER_LANDMARK]), [0, 2, 1, 3])
+            return tf.reshape(out, [batch, steps, self.state_dim])
+        return self._run_sequences(truth, steps)
+
+    def _run_sequences(self, truth, steps: int):
         batch = tf.shape(truth)[0]
         carries = [cell.get_initial_state(batch) for cell in self.cells]
         predictions = []
@@ -100,7 +117,7 @@ class LandmarkDynamics(keras.Model):
 
     def get_config(self):
         return {**super().get_config(), "num_landmarks": self.num_landmarks, "hidden": self.hidden,
-                "layers": self.lstm_layers}
+                "layers": self.lstm_layers, "per_landmark": self.per_landmark}
 
 
 def dynamics_loss(predictions, targets, weights=None) -> tf.Tensor:

@@ -1,4 +1,5 @@
-"""The video-prediction commands (`python -m fgbg_tf.video_prediction`): train, evaluate and predict on a run folder.
+"""The video-prediction commands (`python -m fgbg_tf.video_prediction`): train, evaluate, predict and export on a run
+folder.
 
 A run folder ties one frozen landmark checkpoint to one LSTM: `video_prediction.yaml` records the checkpoint, the
 dataset and the `dynamics` settings, so that `evaluate` and `predict` rebuild exactly what `train` trained on, and
@@ -31,6 +32,7 @@ from fgbg_tf.dynamics.training import load_dynamics, train_dynamics
 from fgbg_tf.evaluation.figures import label_rows, line_plot, save_png
 from fgbg_tf.evaluation.lpips import load_lpips
 from fgbg_tf.evaluation.runner import data_config
+from fgbg_tf.serving.video_module import VideoPredictionModule, export_video_model, reference_rollout
 from fgbg_tf.training.checkpoints import load_run_config, load_trained_model
 
 logger = logging.getLogger("fgbg_tf.video_prediction")
@@ -220,3 +222,41 @@ def _curves_figure(report: dict) -> np.ndarray:
             plots.append(line_plot(series, title=f"{title} per predicted frame ({report['dataset']})",
                                    x_label="frame number", y_label=title, size=(480, 360)))
     return np.concatenate(plots, axis=1)
+
+
+# Test windows on which `export` checks the SavedModel against this pipeline.
+_EXPORT_CHECK_WINDOWS = 4
+
+
+def export(run, output=None, horizon: int | None = None) -> dict:
+    """Writes the run's predictor as a SavedModel (`serving/video_module.py`), checked against the Python pipeline.
+
+    Args:
+        run: a folder written by `train`.
+        output: the export folder (default RUN/export): saved_model/ and export_report.json.
+        horizon: the frames the SavedModel predicts (default the run's dynamics.predicted_frames).
+
+    Returns the report (also written as JSON). Raises RuntimeError when the SavedModel does not reproduce the
+    pipeline's means and frames on the first test windows (`export_video_model`).
+    """
+    run = Path(run)
+    settings, model, dynamics, normaliser, clips, states = _load_run(run)
+    config = settings["config"]
+    seeds = config.seed_frames
+    appearance_index = seeds - 1 if config.appearance_frame == "last" else 0
+    module = VideoPredictionModule(model, dynamics, normaliser, seeds, horizon or config.predicted_frames,
+                                   appearance_index)
+    windows = scored_windows(clips, seeds)[:_EXPORT_CHECK_WINDOWS]
+    seed_frames = np.stack([clips[c][1][s:s + seeds] for c, s in windows])
+    seed_states = np.stack([states[c][s:s + seeds] for c, s in windows])
+    reference = reference_rollout(module, seed_states, seed_frames[:, appearance_index])
+    metadata = {"run": str(run.resolve()), "landmark_checkpoint": settings["landmark_checkpoint"],
+                "landmark_step": settings["landmark_step"], "dataset": settings["dataset"],
+                "appearance_frame": config.appearance_frame}
+    report = export_video_model(module, Path(output) if output is not None else run / "export", seed_frames,
+                                reference, metadata)
+    saved = report["saved_model"]
+    logger.info("wrote %s: predict_video, %d seed -> %d frames; on %d test windows it is %.2g px and %d grey levels "
+                "from the Python pipeline", saved["path"], seeds, module.horizon, saved["checked_windows"],
+                saved["max_mean_deviation_pixels"], saved["max_frame_deviation"])
+    return report

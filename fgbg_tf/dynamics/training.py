@@ -33,7 +33,7 @@ CHECKPOINTS = "checkpoints"
 
 
 def build_dynamics(num_landmarks: int, config: DynamicsConfig) -> LandmarkDynamics:
-    return LandmarkDynamics(num_landmarks, hidden=config.hidden, layers=config.layers)
+    return LandmarkDynamics(num_landmarks, hidden=config.hidden, layers=config.layers, per_landmark=config.per_landmark)
 
 
 def step_weights(sequences, normaliser: StateNormaliser) -> np.ndarray:

@@ -95,7 +95,7 @@ def export_model(
             saved = save_saved_model(module, output_dir / SAVED_MODEL_DIR)
             loaded = tf.saved_model.load(str(saved))
             outputs, ms = time_signature(loaded.signatures["landmarks"], evaluation_images)
-            report["artefacts"]["saved_model"] = {"path": str(saved), "bytes": _folder_bytes(saved),
+            report["artefacts"]["saved_model"] = {"path": str(saved), "bytes": folder_bytes(saved),
                                                   "signatures": sorted(loaded.signatures.keys()),
                                                   "ms_per_image": ms,
                                                   **deviation_from_keras(outputs, reference, size, "saved_model")}
@@ -119,7 +119,7 @@ def _check_batch(name: str, images: np.ndarray, size: int) -> None:
         raise ValueError(f"{name} must be uint8 [N, {size}, {size}, 3], got {images.dtype} {images.shape}")
 
 
-def _folder_bytes(path: Path) -> int:
+def folder_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 

@@ -7,9 +7,9 @@ from fgbg_tf.dynamics.model import LandmarkDynamics, dynamics_loss
 from fgbg_tf.dynamics.state import StateNormaliser, encode_state
 
 
-def random_model(num_landmarks=3, hidden=16, layers=2, seed=0):
+def random_model(num_landmarks=3, hidden=16, layers=2, seed=0, per_landmark=False):
     """A model with random weights everywhere, the residual head included (it starts at zero)."""
-    model = LandmarkDynamics(num_landmarks, hidden=hidden, layers=layers, name="dynamics")
+    model = LandmarkDynamics(num_landmarks, hidden=hidden, layers=layers, per_landmark=per_landmark, name="dynamics")
     rng = np.random.default_rng(seed)
     model.set_weights([rng.normal(0.0, 0.3, w.shape).astype(np.float32) for w in model.get_weights()])
     return model
@@ -52,6 +52,23 @@ def test_free_running_steps_read_the_models_own_predictions_not_the_ground_truth
     own = states.copy()
     own[:, 3:] = predictions[:, 2:]
     np.testing.assert_allclose(model.unroll(own, num_input=7), predictions, atol=1e-6)
+
+
+def test_a_per_landmark_model_runs_one_shared_lstm_on_each_landmark_alone():
+    model, states = random_model(per_landmark=True), sequences()
+    assert model.embed.kernel.shape == (5, 16) and model.head.kernel.shape == (16, 5)
+    future = model.rollout(states[:, :3], horizon=4).numpy()
+    assert future.shape == (2, 4, 15)
+    changed = states.copy()
+    changed[..., 5:10] += 1.0  # landmark 1 only
+    moved = model.rollout(changed[:, :3], horizon=4).numpy()
+    np.testing.assert_array_equal(moved[..., :5], future[..., :5])
+    np.testing.assert_array_equal(moved[..., 10:], future[..., 10:])
+    assert np.abs(moved[..., 5:10] - future[..., 5:10]).max() > 1e-3
+    # Landmark 2's sequence alone through the same weights, as a model of one landmark.
+    single = LandmarkDynamics(1, hidden=16, layers=2, per_landmark=True)
+    single.set_weights(model.get_weights())
+    np.testing.assert_allclose(single.rollout(states[:, :3, 10:], horizon=4), future[..., 10:], atol=1e-6)
 
 
 def test_rollout_predicts_the_frames_after_the_seeds():
