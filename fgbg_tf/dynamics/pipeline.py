@@ -208,7 +208,7 @@ def _strip_figure(strips, variant: str) -> np.ndarray:
 
 
 def _curves_figure(report: dict) -> np.ndarray:
-    """Figure 5's layout: each metric per predicted frame, one curve per method."""
+    """Figure 5's layout: each metric per predicted frame, one curve per method, bars of one standard error."""
     first = report["seed_frames"] + 1
     plots = []
     for metric, title in (("psnr", "PSNR (dB)"), ("ssim", "SSIM"), ("one_minus_lpips", "1 - LPIPS")):
@@ -217,7 +217,7 @@ def _curves_figure(report: dict) -> np.ndarray:
             scores = report["frames"][method].get(metric)
             if scores is not None:
                 xs = np.arange(first, first + len(scores["curve"]))
-                series[method] = (xs, np.asarray(scores["curve"]))
+                series[method] = (xs, np.asarray(scores["curve"]), np.asarray(scores["curve_stderr"]))
         if series:
             plots.append(line_plot(series, title=f"{title} per predicted frame ({report['dataset']})",
                                    x_label="frame number", y_label=title, size=(480, 360)))

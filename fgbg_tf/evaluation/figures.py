@@ -63,8 +63,10 @@ def plot_axes(series: dict, log_y: bool = False, size: tuple[int, int] = (640, 4
     """The axes `line_plot` draws `series` ({label: (xs, ys)}) on, for an image of `size` (width, height)."""
     if not series:
         raise ValueError("series must hold at least one curve")
-    xs = np.concatenate([np.asarray(x, np.float64).ravel() for x, _ in series.values()])
-    ys = np.concatenate([np.asarray(y, np.float64).ravel() for _, y in series.values()])
+    xs = np.concatenate([np.asarray(curve[0], np.float64).ravel() for curve in series.values()])
+    # The y range holds the error bars too.
+    ys = np.concatenate([np.asarray(curve[1], np.float64).ravel() + sign * _errors(curve)
+                         for curve in series.values() for sign in (-1.0, 1.0)])
     if xs.size == 0 or not np.all(np.isfinite(xs)) or not np.all(np.isfinite(ys)):
         raise ValueError("series must hold finite, non-empty x and y values")
     x_range = (float(xs.min()), float(xs.max()))
@@ -82,6 +84,12 @@ def plot_axes(series: dict, log_y: bool = False, size: tuple[int, int] = (640, 4
     width, height = size
     left, right, top, bottom = _MARGINS[0], width - _MARGINS[1], _MARGINS[2], height - _MARGINS[3]
     return Axes(x_range, y_range, log_y, (left, top, right, bottom))
+
+
+def _errors(curve) -> np.ndarray:
+    """A curve's error-bar half-lengths (zeros for a curve (xs, ys) without them)."""
+    ys = np.asarray(curve[1], np.float64).ravel()
+    return np.asarray(curve[2], np.float64).ravel() if len(curve) > 2 else np.zeros_like(ys)
 
 
 def _ticks(axes: Axes) -> tuple[list[float], list[float]]:
@@ -115,7 +123,8 @@ def line_plot(
     """Draws curves with markers, axes, ticks and a legend.
 
     Args:
-        series: {label: (xs, ys)}; every curve is drawn in its own colour.
+        series: {label: (xs, ys)} or {label: (xs, ys, errors)}, errors the half-length of a vertical bar at each
+            point (e.g. a standard error); every curve is drawn in its own colour.
         title, x_label, y_label: text of the plot.
         log_y: logarithmic y axis (values <= 0 are drawn at 1e-4).
         size: (width, height) in pixels.
@@ -140,13 +149,19 @@ def line_plot(
         cv2.putText(image, text, (left - 8 - 7 * len(text), py + 4), _FONT, 0.4, _INK, 1, cv2.LINE_AA)
     cv2.rectangle(image, (left, top), (right, bottom), _INK, 1)
     colours = landmark_colours(len(series)) if len(series) > 1 else np.array([[31, 119, 180]], np.uint8)
-    for (label, (xs, ys)), colour in zip(series.items(), colours):
+    for curve, colour in zip(series.values(), colours):
         colour = tuple(int(c * 0.8) for c in colour)
-        points = [tuple(int(round(v)) for v in axes.map(x, y)) for x, y in zip(np.ravel(xs), np.ravel(ys))]
+        xs, ys = np.ravel(curve[0]), np.ravel(curve[1])
+        points = [tuple(int(round(v)) for v in axes.map(x, y)) for x, y in zip(xs, ys)]
         for a, b in zip(points, points[1:]):
             cv2.line(image, a, b, colour, 2, cv2.LINE_AA)
-        for point in points:
+        for point, x, y, error in zip(points, xs, ys, _errors(curve)):
             cv2.circle(image, point, 3, colour, -1, cv2.LINE_AA)
+            if error > 0:
+                low, high = (int(round(axes.map(x, y + sign * error)[1])) for sign in (-1.0, 1.0))
+                cv2.line(image, (point[0], low), (point[0], high), colour, 1, cv2.LINE_AA)
+                for end in (low, high):
+                    cv2.line(image, (point[0] - 3, end), (point[0] + 3, end), colour, 1, cv2.LINE_AA)
     for row, (label, colour) in enumerate(zip(series, colours)):
         colour = tuple(int(c * 0.8) for c in colour)
         y = top + 16 + 16 * row

@@ -34,6 +34,18 @@ def test_line_plot_draws_curves_where_the_axes_map_them():
     assert image[y, x].min() > 200  # an empty spot stays light
 
 
+def test_error_bars_widen_the_axes_and_are_drawn_at_their_ends():
+    series = {"a": ([0, 1, 2, 3, 4], [1.0, 1.5, 2.0, 2.5, 3.0], [0.0, 0.0, 1.5, 0.0, 0.0])}
+    axes = plot_axes(series, size=(400, 300))
+    assert axes.y_range[0] < 0.5 and axes.y_range[1] > 3.5
+    image = line_plot(series, "t", "x", "y", size=(400, 300))
+    for y_end in (0.5, 3.5):  # the bar's ends at 2 -/+ 1.5
+        x, y = (int(round(v)) for v in axes.map(2, y_end))
+        assert image[y, x].max() < 250
+    x, y = (int(round(v)) for v in axes.map(1, 2.7))  # no bar where the error is 0
+    assert image[y, x].min() > 200
+
+
 def test_figure3_rows_hold_keypoints_mask_and_maps():
     images = np.full((2, 16, 16, 3), 100, np.uint8)
     keypoints = np.array([[[4.0, 5.0]], [[10.0, 12.0]]])
