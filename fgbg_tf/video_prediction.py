@@ -48,7 +48,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     train.add_argument("--data-dir", help="where the dataset lives (default: the landmark run's)")
     train.add_argument("--set", action="append", default=[], metavar="dynamics.KEY=VALUE", dest="overrides",
                        help="override a dynamics setting (repeatable)")
-    train.add_argument("--seed", type=int, default=0, help="draws the training windows (default 0)")
+    train.add_argument("--seed", type=int, default=0, help="the LSTM's initial weights and training windows (default 0)")
     train.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
     for name, text in (("evaluate", "score rollouts on the test clips"),
                        ("predict", "write rollouts of test clips as pictures and videos"),

@@ -115,6 +115,10 @@ SLOWEST = (
     "tests/test_train.py::test_interrupts_nan_losses_and_failed_saves_keep_a_consistent_last_checkpoint",
     "tests/test_distributed.py::test_two_workers_match_one_replica_and_only_the_chief_writes",
     "tests/test_consumers.py::test_saved_model_consumer_prints_landmarks_and_keypoints",
+    "tests/test_video_prediction.py::test_the_consumer_predicts_from_a_folder_and_a_video_without_fgbg_tf",
+    "tests/test_video_prediction.py::test_kth_and_bair_run_end_to_end_from_their_distributed_files[bair]",
+    "tests/test_video_prediction.py::test_kth_and_bair_run_end_to_end_from_their_distributed_files[kth]",
+    "tests/dynamics/test_evaluation.py::test_an_untrained_lstm_scores_as_holding_the_last_seed_frame",
     "tests/training/test_step.py::test_two_replicas_equal_one_replica_on_the_same_global_batch[0.5]",
     "tests/training/test_step.py::test_two_replicas_equal_one_replica_on_the_same_global_batch[None]",
     # Apart from the other two-process test, so that the two clusters rarely share the cores.
