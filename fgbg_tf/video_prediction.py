@@ -59,7 +59,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     evaluate = commands.choices["evaluate"]
     evaluate.add_argument("--lpips-weights", help="an .npz of AlexNet + LPIPS v0.1 weights (tools/lpips_weights.py)")
     evaluate.add_argument("--max-windows", type=int, help="score at most this many windows")
-    commands.choices["predict"].add_argument("--num-clips", type=int, default=4, help="test clips to draw (default 4)")
+    commands.choices["predict"].add_argument("--num-clips", type=int, default=4, help="test windows to draw, in clip order (default 4)")
     commands.choices["export"].add_argument("--horizon", type=int,
                                             help="frames to predict (default: the run's dynamics.predicted_frames)")
     args = parser.parse_args(argv)

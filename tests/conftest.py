@@ -108,21 +108,20 @@ def _fresh_keras_names():
 # `--dist load` the two workers start on them in turn and the short tests fill the gaps, instead of one of them being
 # reached last and running alone at the end.
 SLOWEST = (
-    "tests/test_distributed.py::test_eight_cpu_replicas_from_the_command_line_then_one_replica",
     "tests/test_learning.py::test_a_short_run_learns_landmarks_that_predict_the_keypoints",
-    "tests/test_distributed.py::test_two_replicas_train_resume_on_one_replica_and_evaluate",
     "tests/test_train.py::test_resume_continues_with_identical_losses",
+    "tests/test_own_videos.py::test_train_resume_evaluate_and_predict_own_videos",
+    "tests/test_distributed.py::test_two_workers_match_one_replica_only_the_chief_writes_and_a_killed_worker_stops_the_other",
+    "tests/test_distributed.py::test_two_replicas_train_resume_on_one_replica_and_evaluate",
     "tests/test_train.py::test_interrupts_nan_losses_and_failed_saves_keep_a_consistent_last_checkpoint",
-    "tests/test_distributed.py::test_two_workers_match_one_replica_and_only_the_chief_writes",
+    "tests/training/test_step.py::test_two_replicas_equal_one_replica_on_the_same_global_batch[None]",
+    "tests/test_distributed.py::test_eight_cpu_replicas_from_the_command_line_resume_a_one_replica_run",
+    "tests/training/test_step.py::test_two_replicas_equal_one_replica_on_the_same_global_batch[0.5]",
     "tests/test_consumers.py::test_saved_model_consumer_prints_landmarks_and_keypoints",
     "tests/test_video_prediction.py::test_the_consumer_predicts_from_a_folder_and_a_video_without_fgbg_tf",
     "tests/test_video_prediction.py::test_kth_and_bair_run_end_to_end_from_their_distributed_files[bair]",
     "tests/test_video_prediction.py::test_kth_and_bair_run_end_to_end_from_their_distributed_files[kth]",
     "tests/dynamics/test_evaluation.py::test_an_untrained_lstm_scores_as_holding_the_last_seed_frame",
-    "tests/training/test_step.py::test_two_replicas_equal_one_replica_on_the_same_global_batch[0.5]",
-    "tests/training/test_step.py::test_two_replicas_equal_one_replica_on_the_same_global_batch[None]",
-    # Apart from the other two-process test, so that the two clusters rarely share the cores.
-    "tests/test_distributed.py::test_a_killed_worker_stops_the_other_with_a_clear_error",
 )
 
 

@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -23,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 import yaml
 
-from fgbg_tf.config import ConfigError, DynamicsConfig, config_from_dict, dataset_config_path, load_config
+from fgbg_tf.config import ConfigError, config_from_dict, dataset_config_path, load_config
 from fgbg_tf.data import get_dataset
 from fgbg_tf.data.media import VideoWriter
 from fgbg_tf.dynamics.evaluation import METHODS, evaluate_rollouts, format_report, scored_windows
@@ -58,7 +59,7 @@ def train(checkpoint, output, dataset=None, data_dir=None, overrides=(), seed: i
         prefix = str(Path(prefix).with_name(f"ckpt-{step}"))
     output = Path(output)
     settings = {"landmark_checkpoint": str(Path(prefix).resolve()), "landmark_step": step, "dataset": data.name,
-                "data_dir": data.data_dir, "dynamics": _plain(dynamics)}
+                "data_dir": data.data_dir, "dynamics": dataclasses.asdict(dynamics)}
     _write_or_check_settings(output, settings)
 
     states = _cached_train_states(output, model, data)
@@ -119,7 +120,8 @@ def evaluate(run, output=None, lpips_weights=None, max_windows: int | None = Non
 
 
 def predict(run, output=None, num_clips: int = 4) -> Path:
-    """Rolls out the first window of the first `num_clips` test clips: a PNG strip and a video of each."""
+    """Rolls out the first `num_clips` test windows (in clip order, `scored_windows`): a PNG strip and a video of
+    each."""
     run = Path(run)
     settings, model, dynamics, normaliser, clips, states = _load_run(run)
     config = settings["config"]
@@ -137,10 +139,6 @@ def predict(run, output=None, num_clips: int = 4) -> Path:
                 video.write(np.concatenate(row, axis=1))
     logger.info("wrote %d rollouts to %s (videos: truth | prediction | true landmarks rendered)", len(strips), output)
     return output
-
-
-def _plain(dynamics: DynamicsConfig) -> dict:
-    return {key: getattr(dynamics, key) for key in DynamicsConfig.__dataclass_fields__}
 
 
 def _write_or_check_settings(output: Path, settings: dict) -> None:
