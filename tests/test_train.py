@@ -64,10 +64,11 @@ def test_output_folder_of_a_different_model_or_data_stream_is_refused(tiny_confi
     prepare_output(tmp_path, tiny_config)
 
 
-def test_a_run_resumes_with_another_benchmark_protocol(tiny_config, tmp_path):
-    # data.options.protocol only says how `evaluate` builds and scores the benchmark splits, never what trains.
+def test_a_run_resumes_with_another_benchmark_protocol_or_fit_policy(tiny_config, tmp_path):
+    # data.options.protocol only says how `evaluate` builds and scores the benchmark splits, never what trains; so
+    # does faces5pt's misaligned_annotations (which training crops the regressor is fitted on).
     prepare_output(tmp_path, tiny_config)
-    tiny_config.data.options = {**tiny_config.data.options, "protocol": "ours"}
+    tiny_config.data.options = {**tiny_config.data.options, "protocol": "ours", "misaligned_annotations": "keep"}
     prepare_output(tmp_path, tiny_config)
 
 

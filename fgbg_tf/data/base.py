@@ -98,6 +98,9 @@ class LandmarkDataset(abc.ABC):
 
     def __init__(self, config: DataConfig):
         self.config = config
+        # (source, reason) of annotated training frames that the regressor is not fitted on (the model still trains
+        # on them); the evaluation report counts them.
+        self.excluded_from_fit: list[tuple[str, str]] = []
         self.image_size = config.image_size
         self.options = check_options(self.name, config.options, self.default_options)
         if "protocol" in self.options:

@@ -227,8 +227,10 @@ def format_table(report: dict) -> str:
         protocol_line(report["dataset"], report["protocol"]),
     ]
     fit, test = report["splits"]["fit"], report["splits"]["report"]
+    excluded = fit.get("excluded")
+    excluded = f"; {excluded['frames']} excluded: {', '.join(excluded['reasons'])}" if excluded else ""
     lines.append(
-        f"regression (no intercept): fit on '{fit['name']}' ({fit['frames']} frames), "
+        f"regression (no intercept): fit on '{fit['name']}' ({fit['frames']} frames{excluded}), "
         f"report on '{test['name']}' ({test['frames']} frames); "
         f"{fit['dropped'] + test['dropped']} invalid frame(s) dropped"
     )

@@ -254,6 +254,10 @@ def evaluate_checkpoint(
     except ValueError as error:  # annotations that cannot be scored (a point never annotated, a coincident pair)
         raise DatasetError(f"{data.name}: the annotations cannot be scored: {error}") from None
     regressor_path = save_regressor(regressors[report["origin"]], output / "regressor.json")
+    if reader.excluded_from_fit:
+        reasons = sorted({reason for _, reason in reader.excluded_from_fit})
+        report["splits"]["fit"]["excluded"] = {"frames": len(reader.excluded_from_fit), "reasons": reasons,
+                                               "sources": [s for s, _ in reader.excluded_from_fit]}
     report.update({
         **header,
         "factorisation": (

@@ -56,11 +56,12 @@ class ClusterError(RuntimeError):
 
 # What a resumed run must keep: the model and the data stream (which frames, pairs and views each step sees), so that
 # its checkpoint continues the run it came from. Training settings (learning rate, logging, ...) may change; the
-# global batch is checked against the checkpoint itself; where the data lives may move, and the annotations and the
-# benchmark protocol that only `evaluate` reads may be added or changed.
+# global batch is checked against the checkpoint itself; where the data lives may move, and the annotations, the
+# benchmark protocol and the faces5pt fit policy that only `evaluate` reads may be added or changed.
 def _must_match(key: str) -> bool:
     free = ("data.data_dir", "data.options.cache_dir", "data.options.tfds_data_dir",
-            "data.options.keypoints", "data.options.masks", "data.options.normalise_by", "data.options.protocol")
+            "data.options.keypoints", "data.options.masks", "data.options.normalise_by", "data.options.protocol",
+            "data.options.misaligned_annotations")
     return key.startswith(("model.", "data.")) and key not in free or key == "train.seed"
 
 

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from fgbg_tf.config import DataConfig
 from fgbg_tf.data.base import DatasetError
-from fgbg_tf.data.faces5pt import Faces5ptDataset
+from fgbg_tf.data.faces5pt import MISALIGNED_REASON, Faces5ptDataset
 from tests.data.fixtures_images import (
     blob_image,
     centroid,
@@ -94,7 +94,7 @@ def test_missing_inputs_fail_at_construction_naming_the_path(tmp_path):
     (tmp_path / "new_testing.txt").unlink()
     with pytest.raises(DatasetError, match=f"{tmp_path / 'new_testing.txt'} is missing"):
         reader(tmp_path)
-    with pytest.raises(DatasetError, match="no data.options"):
+    with pytest.raises(DatasetError, match=r"unknown data.options \['crop'\] for faces5pt"):
         reader(tmp_path, crop=64)
 
 
@@ -126,6 +126,33 @@ def test_bad_annotations_are_skipped_and_reported(tmp_path, caplog):
     assert "faces5pt: 4 items" in caplog.text
     listed = Path(caplog.text.rsplit("all of them: ", 1)[1].split()[0]).read_text().splitlines()
     assert listed == [f"{source}\t{reason}" for source, reason in faces.skipped]
+
+
+def test_misaligned_net_crops_train_the_model_but_not_the_regressor(tmp_path, caplog):
+    entries = make_faces5pt(tmp_path, num_train=2, num_test=1)
+    rows = list(entries["train"])
+    for name in ("net_7876/_-20_1004_0.jpg", "net_7876/1004_0_0.jpg", "net_7876/_20_7_1.jpg"):
+        write_jpeg(tmp_path / name, blob_image(80, 80, (40, 40)))
+        rows.append((name, rows[0][1]))
+    write_faces5pt_list(tmp_path / "new_training.txt", rows)
+    with caplog.at_level(logging.WARNING):
+        faces = reader(tmp_path)
+    everything = [str(tmp_path / name) for name, _ in rows]
+    misaligned = [everything[2], everything[4]]
+    assert faces.excluded_from_fit == [(source, MISALIGNED_REASON) for source in misaligned]
+    assert "faces5pt-train: 2 items (frames, segments or videos) left out from the regression fit" in caplog.text
+    fit = collect(faces.eval_split("train"))
+    assert [f["source"].decode() for f in fit] == [s for s in everything if s not in misaligned]
+    np.testing.assert_allclose(fit[2]["keypoints"], faces.index["train"][1][3])
+    assert len(collect(faces.eval_split("test"))) == 1
+    # They still train the model: an epoch visits all five.
+    assert faces.num_train_items == 5
+    assert {e["source"].decode() for e in collect(faces.train_pairs(seed=0, start=0), 5)} == set(everything)
+    kept = reader(tmp_path, misaligned_annotations="keep")
+    assert kept.excluded_from_fit == []
+    assert [f["source"].decode() for f in collect(kept.eval_split("train"))] == everything
+    with pytest.raises(DatasetError, match="misaligned_annotations .* 'exclude' or 'keep', got 'drop'"):
+        reader(tmp_path, misaligned_annotations="drop")
 
 
 def test_unreadable_files_become_invalid_elements_in_place(tmp_path, caplog):
@@ -164,6 +191,7 @@ def test_real_faces5pt_index():
     faces = reader(REAL, size=64)
     assert faces.num_train_items == 10_000 and len(faces.index["test"][0]) == 2_995
     assert faces.skipped == []
+    assert len(faces.excluded_from_fit) == 2_350 and faces._fit_items.size == 7_650
     first = faces.index["train"][1][0]
     # lfw_5590/Aaron_Eckhart_0001.jpg left eye (34.32, 34.8) at 64 px.
     np.testing.assert_allclose(first[0], [(34.32 + 0.5) * 0.8 - 0.5, (34.8 + 0.5) * 0.8 - 0.5], atol=1e-4)

@@ -7,7 +7,8 @@ import tensorflow as tf
 from fgbg_tf.config import KEYPOINT_DATASETS, DataConfig
 from fgbg_tf.data import release_crops
 from fgbg_tf.data.bbc import BBCPoseDataset
-from fgbg_tf.evaluation.protocols import PROTOCOLS, SplitLandmarks, landmark_report, protocol_line, score
+from fgbg_tf.evaluation.protocols import (PROTOCOLS, SplitLandmarks, format_table, landmark_report, protocol_line,
+                                         score)
 from fgbg_tf.evaluation.regression import apply_regressor
 from fgbg_tf.evaluation.runner import run_split
 from tests.data.fixtures_video import joints_around, write_bbc
@@ -144,3 +145,14 @@ def test_release_protocol_is_offered_only_where_code_was_released():
     assert protocol_line("synthetic", "ours") == "protocol: ours (the only one for this dataset)"
     assert protocol_line("celeba", "release").startswith("protocol: release, reproducing IMM's scripts/test.py")
     assert "--protocol release reproduces our reading of the paper" in protocol_line("h36m", "ours")
+
+
+def test_the_table_says_how_many_fit_frames_were_excluded_and_why():
+    rng = np.random.default_rng(0)
+    means = rng.uniform(0, 32, (6, 5, 2))
+    landmarks = SplitLandmarks(means, means + 1.0, None, None, None, [], {})
+    report, _ = landmark_report("faces5pt", ("train", "test"), landmarks, landmarks, 32)
+    report.update({"checkpoint": "run", "step": 1, "variant": "full", "num_landmarks": 5})
+    assert "fit on 'train' (6 frames), report" in format_table(report)
+    report["splits"]["fit"]["excluded"] = {"frames": 2, "reasons": ["off its face"], "sources": ["a", "b"]}
+    assert "fit on 'train' (6 frames; 2 excluded: off its face), report on 'test' (6 frames)" in format_table(report)
