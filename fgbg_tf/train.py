@@ -62,7 +62,11 @@ def main(argv=None) -> int:
         config = load_config(args.dataset, args.config, overrides)
         strategy = make_strategy(args.strategy, args.cpu_replicas, args.collective_timeout)
         output = args.output or os.path.join("runs", args.dataset)
-        history = train(config, output, strategy=strategy, progress=not args.no_progress)
+        try:
+            history = train(config, output, strategy=strategy, progress=not args.no_progress)
+        except KeyboardInterrupt:  # the loop has saved what it had done: say so instead of a traceback
+            print(f"interrupted: the same command resumes from the newest checkpoint in {output}", file=sys.stderr)
+            return 130
         if history and is_chief(strategy):
             # Like with like: the mean of the first and of the last few logged steps.
             count = min(10, max(1, len(history) // 2))
