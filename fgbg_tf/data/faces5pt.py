@@ -11,8 +11,8 @@ perturbation (still images: partner = frame); the landmark regressor is fitted o
 split "train" (the training list) and evaluated on split "test" (MAFL-style error
 normalised by the inter-ocular distance, points 1 and 2).
 
-Misaligned annotations: in 2,350 training crops, the net_7876 files whose names start with "_" (rotated copies in
-the source data), the five points sit about 28 px above the face the crop shows (measured: a ridge regressor fitted
+Misaligned annotations: in 2,350 training crops, the net_7876 files whose names start with "_" (such as
+_-20_1004_0.jpg), the five points sit about 28 px above the face the crop shows (measured: a ridge regressor fitted
 on VGG19 features of the other training faces puts their points 25-32 px lower, median 28.3 px, at the same scale;
 docs/protocols.md). A regressor fitted with them learns a shift that no landmark can explain: the true points of
 every face, as the images show them, would score 40 % on the test split, worse than the mean face. So
@@ -92,8 +92,6 @@ class Faces5ptDataset(LandmarkDataset):
         self._fit_items = np.setdiff1d(np.arange(self.num_train_items), misaligned if policy == "exclude" else [])
         self.excluded_from_fit = [(self.index["train"][0][i], MISALIGNED_REASON) for i in misaligned
                                   if policy == "exclude"]
-        report_skipped(f"{self.name}-train", self.excluded_from_fit,
-                       when="from the regression fit (data.options.misaligned_annotations=keep keeps them)")
         self._decoded: dict[str, tuple[tf.Tensor, tf.Tensor]] = {}
 
     def _read_list(self, list_path: Path) -> tuple[list[str], np.ndarray]:
@@ -184,6 +182,9 @@ class Faces5ptDataset(LandmarkDataset):
         sources, keypoints = self.index[split]
         # The regression is fitted on "train": without the crops whose annotations miss their face.
         items = self._fit_items if split == "train" else np.arange(len(sources))
+        if split == "train":
+            report_skipped(f"{self.name}-train", self.excluded_from_fit,
+                           when="from the regression fit (data.options.misaligned_annotations=keep keeps them)")
         elements = {
             "image": tf.gather(images, items),
             "keypoints": tf.constant(keypoints[items]),
