@@ -87,11 +87,11 @@ class Faces5ptDataset(LandmarkDataset):
         if policy not in ("exclude", "keep"):
             raise DatasetError(f"data.options.misaligned_annotations for faces5pt must be 'exclude' or 'keep', "
                                f"got {policy!r}")
-        misaligned = [i for i, source in enumerate(self.index["train"][0])
-                      if fnmatch.fnmatchcase(Path(source).relative_to(self.root).as_posix(), MISALIGNED)]
-        self._fit_items = np.setdiff1d(np.arange(self.num_train_items), misaligned if policy == "exclude" else [])
-        self.excluded_from_fit = [(self.index["train"][0][i], MISALIGNED_REASON) for i in misaligned
-                                  if policy == "exclude"]
+        sources = self.index["train"][0]
+        excluded = [i for i, source in enumerate(sources) if policy == "exclude"
+                    and fnmatch.fnmatchcase(Path(source).relative_to(self.root).as_posix(), MISALIGNED)]
+        self._fit_items = np.setdiff1d(np.arange(self.num_train_items), excluded)
+        self.excluded_from_fit = [(sources[i], MISALIGNED_REASON) for i in excluded]
         self._decoded: dict[str, tuple[tf.Tensor, tf.Tensor]] = {}
 
     def _read_list(self, list_path: Path) -> tuple[list[str], np.ndarray]:
@@ -180,9 +180,9 @@ class Faces5ptDataset(LandmarkDataset):
             raise DatasetError(f"faces5pt has splits {sorted(self.index)}, not {split!r}")
         images, valid = self._images(split)
         sources, keypoints = self.index[split]
-        # The regression is fitted on "train": without the crops whose annotations miss their face.
-        items = self._fit_items if split == "train" else np.arange(len(sources))
-        if split == "train":
+        items = np.arange(len(sources))
+        if split == "train":  # the regression's fit split: without the crops whose annotations miss their face
+            items = self._fit_items
             report_skipped(f"{self.name}-train", self.excluded_from_fit,
                            when="from the regression fit (data.options.misaligned_annotations=keep keeps them)")
         elements = {
