@@ -130,6 +130,10 @@ class ModelConfig:
     # The mask is sigmoid(mask_temperature x logit); 1 is the release. Larger values let each update move the mask
     # further, so it binarises sooner (a deviation, docs/training.md); the start is sigmoid(T x mask_bias).
     mask_temperature: float = 1.0
+    # Deviation (0 in the paper and the release): a landmark-shaped prior added to the mask's logit,
+    # mask_prior x (2 max_k s_k - 1) with s_k the eq. 2 heatmaps: +mask_prior at each landmark, -mask_prior far from
+    # every landmark. BGNet then cannot see what the landmarks cover from the first step (docs/training.md, run W).
+    mask_prior: float = 0.0
     # Sub-networks whose widths come from another preset, e.g. {mask: release, background: release}.
     subnetworks: dict = dataclasses.field(default_factory=dict)
 
@@ -252,6 +256,8 @@ class Config:
         _positive("model.num_landmarks", self.model.num_landmarks)
         _positive("model.fixed_covariance", self.model.fixed_covariance)
         _positive("model.mask_temperature", self.model.mask_temperature)
+        if self.model.mask_prior < 0:
+            raise ConfigError(f"model.mask_prior must be >= 0, got {self.model.mask_prior}")
         _positive("train.batch_size", self.train.batch_size)
         _positive("train.learning_rate", self.train.learning_rate)
         _positive("train.max_steps", self.train.max_steps)

@@ -52,6 +52,9 @@ class FactorizedLandmarkModel(EagerBuild, keras.Model):
         mask_temperature: the mask is sigmoid(mask_temperature x MaskNet's logit); 1 is the release. Above 1 each
             update moves the mask further (Adam's steps are the same size in the parameters), so it leaves the
             soft middle sooner (a deviation, see docs/training.md); the initial mask is sigmoid(T x mask_bias).
+        mask_prior: adds mask_prior x (2 max_k s_k - 1) to the mask's logit (s_k the heatmaps it is computed from):
+            foreground at the landmarks and background away from them before MaskNet has learnt anything, so that
+            BGNet cannot render what the landmarks cover (a deviation, see docs/training.md, run W); 0 is the release.
         subnetworks: {network: preset} taking single sub-networks' widths from another preset.
 
     Call: `model({"pose": P, "appearance": Q}, training=...)` returns a dict with
@@ -74,6 +77,7 @@ class FactorizedLandmarkModel(EagerBuild, keras.Model):
         mask_bias: float | None = None,
         zero_heads: bool = False,
         mask_temperature: float = 1.0,
+        mask_prior: float = 0.0,
         subnetworks: dict | None = None,
         **kwargs,
     ):
@@ -90,6 +94,9 @@ class FactorizedLandmarkModel(EagerBuild, keras.Model):
         if not mask_temperature > 0:
             raise ValueError(f"mask_temperature must be > 0, got {mask_temperature}")
         self.mask_temperature = float(mask_temperature)
+        if not mask_prior >= 0:
+            raise ValueError(f"mask_prior must be >= 0, got {mask_prior}")
+        self.mask_prior = float(mask_prior)
         self.subnetworks = dict(subnetworks or {})
         widths = architecture(preset, num_landmarks, low_res_mask, self.subnetworks)
         dtype = self.dtype_policy
@@ -156,8 +163,11 @@ class FactorizedLandmarkModel(EagerBuild, keras.Model):
 
     def _mask(self, heatmaps):
         logits, _ = self.mask_net(tf.cast(heatmaps, self.compute_dtype))
-        logits = resize_bilinear(tf.cast(logits, tf.float32), self.image_size, self.image_size)
-        return tf.sigmoid(self.mask_temperature * logits)
+        logits = self.mask_temperature * resize_bilinear(tf.cast(logits, tf.float32), self.image_size, self.image_size)
+        if self.mask_prior:
+            nearest = tf.reduce_max(tf.cast(heatmaps, tf.float32), axis=-1, keepdims=True)  # 1 at a landmark
+            logits += self.mask_prior * (2.0 * nearest - 1.0)
+        return tf.sigmoid(logits)
 
     def _background(self, images):
         background, _ = self.background_net(tf.cast(images, self.compute_dtype))
@@ -189,6 +199,7 @@ class FactorizedLandmarkModel(EagerBuild, keras.Model):
             "mask_bias": self.mask_bias,
             "zero_heads": self.zero_heads,
             "mask_temperature": self.mask_temperature,
+            "mask_prior": self.mask_prior,
             "subnetworks": self.subnetworks,
         }
 
@@ -207,6 +218,7 @@ def build_model(model_config, image_size: int, precision: str = "float32") -> Fa
         mask_bias=model_config.mask_bias,
         zero_heads=model_config.zero_heads,
         mask_temperature=model_config.mask_temperature,
+        mask_prior=model_config.mask_prior,
         subnetworks=model_config.subnetworks,
         dtype=precision,
     )

@@ -3,6 +3,7 @@ import pytest
 import tensorflow as tf
 
 from fgbg_tf.model.factorized import FactorizedLandmarkModel
+from fgbg_tf.model.landmarks import render_heatmaps
 
 
 def images(batch=2, size=32, seed=0):
@@ -100,3 +101,22 @@ def test_spectral_norm_vectors_start_as_unit_vectors():
     vectors = [v for v in model.variables if v.path.endswith(("/u", "/v"))]
     assert len(vectors) >= 10
     np.testing.assert_allclose([np.linalg.norm(v.numpy()) for v in vectors], 1.0, rtol=1e-5)
+
+
+def test_mask_prior_is_foreground_at_the_landmarks_and_background_away_from_them():
+    # zero_heads and mask_bias 0 make MaskNet's logit 0, so the mask is the prior alone:
+    # sigmoid(prior x (2 max_k s_k - 1)), with s_k = 1 / (1 + |l - mu_k|^2 / 0.02) for the fixed covariance.
+    model = FactorizedLandmarkModel(2, 32, preset="small", covariance="fixed", fixed_covariance=0.02,
+                                    zero_heads=True, mask_bias=0.0, mask_prior=3.0).build_all()
+    grid = -1.0 + 2.0 * np.arange(32) / 32  # pixel centres' coordinates as `coordinate_grid` places them
+    mean = tf.constant([[[grid[8], grid[8]], [grid[24], grid[16]]]], tf.float32)  # (x, y) on pixels (8, 8), (24, 16)
+    heatmaps = render_heatmaps(mean, 0.02 * tf.eye(2, batch_shape=[1, 2]), 32)
+    mask = model._mask(heatmaps).numpy()[0, ..., 0]
+    sigmoid = lambda z: 1 / (1 + np.exp(-z))
+    assert mask[8, 8] == pytest.approx(sigmoid(3.0), abs=1e-6) and mask[16, 24] == pytest.approx(sigmoid(3.0), abs=1e-6)
+    # Pixel (row 30, column 2): nearest landmark (8, 8) at dx = -6, dy = 22 pixels of 2 / 32.
+    nearest = 1 / (1 + ((6 * 2 / 32) ** 2 + (22 * 2 / 32) ** 2) / 0.02)
+    assert mask[30, 2] == pytest.approx(sigmoid(3.0 * (2 * nearest - 1)), abs=1e-6) and mask[30, 2] < 0.06
+    plain = FactorizedLandmarkModel.from_config({**model.get_config(), "mask_prior": 0.0}).build_all()
+    np.testing.assert_allclose(plain._mask(heatmaps).numpy(), 0.5, atol=1e-6)  # the release: no prior
+    assert FactorizedLandmarkModel.from_config(model.get_config()).mask_prior == 3.0
