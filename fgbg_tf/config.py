@@ -133,6 +133,7 @@ class ModelConfig:
     # Deviation (0 in the paper and the release): a landmark-shaped prior added to the mask's logit,
     # mask_prior x (2 max_k s_k - 1) with s_k the eq. 2 heatmaps: +mask_prior at each landmark, -mask_prior far from
     # every landmark. BGNet then cannot see what the landmarks cover from the first step (docs/training.md, run W).
+    # No gradient flows through the prior to the landmarks.
     mask_prior: float = 0.0
     # Sub-networks whose widths come from another preset, e.g. {mask: release, background: release}.
     subnetworks: dict = dataclasses.field(default_factory=dict)

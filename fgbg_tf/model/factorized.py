@@ -55,6 +55,7 @@ class FactorizedLandmarkModel(EagerBuild, keras.Model):
         mask_prior: adds mask_prior x (2 max_k s_k - 1) to the mask's logit (s_k the heatmaps it is computed from):
             foreground at the landmarks and background away from them before MaskNet has learnt anything, so that
             BGNet cannot render what the landmarks cover (a deviation, see docs/training.md, run W); 0 is the release.
+            No gradient flows through the prior to the landmarks.
         subnetworks: {network: preset} taking single sub-networks' widths from another preset.
 
     Call: `model({"pose": P, "appearance": Q}, training=...)` returns a dict with
@@ -165,7 +166,9 @@ class FactorizedLandmarkModel(EagerBuild, keras.Model):
         logits, _ = self.mask_net(tf.cast(heatmaps, self.compute_dtype))
         logits = self.mask_temperature * resize_bilinear(tf.cast(logits, tf.float32), self.image_size, self.image_size)
         if self.mask_prior:
-            nearest = tf.reduce_max(tf.cast(heatmaps, tf.float32), axis=-1, keepdims=True)  # 1 at a landmark
+            # Without a gradient: through the prior the landmarks could shape the mask themselves, and they did,
+            # gathering on one spot so that the mask hid almost nothing from BGNet (docs/training.md, run W1).
+            nearest = tf.stop_gradient(tf.reduce_max(tf.cast(heatmaps, tf.float32), axis=-1, keepdims=True))
             logits += self.mask_prior * (2.0 * nearest - 1.0)
         return tf.sigmoid(logits)
 

@@ -120,3 +120,13 @@ def test_mask_prior_is_foreground_at_the_landmarks_and_background_away_from_them
     plain = FactorizedLandmarkModel.from_config({**model.get_config(), "mask_prior": 0.0}).build_all()
     np.testing.assert_allclose(plain._mask(heatmaps).numpy(), 0.5, atol=1e-6)  # the release: no prior
     assert FactorizedLandmarkModel.from_config(model.get_config()).mask_prior == 3.0
+
+
+def test_landmarks_get_no_gradient_through_the_mask_prior():
+    # With MaskNet's head at zero its logit passes no gradient to the heatmaps; only the prior could.
+    model = FactorizedLandmarkModel(2, 32, preset="small", zero_heads=True, mask_bias=0.0, mask_prior=3.0).build_all()
+    mean = tf.Variable([[[-0.3, -0.2], [0.4, 0.1]]])
+    with tf.GradientTape() as tape:
+        mask = model._mask(render_heatmaps(mean, 0.02 * tf.eye(2, batch_shape=[1, 2]), 32))
+        share = tf.reduce_sum(mask * tf.linspace(0.0, 1.0, 32)[None, :, None, None])
+    np.testing.assert_array_equal(tape.gradient(share, mean).numpy(), 0.0)
