@@ -17,6 +17,7 @@ REQUIRES = [
     "ai-edge-litert==2.3.0",
     "pyyaml>=6",
 ]
+ONNX = ["tf2onnx==1.17.0", "onnxruntime>=1.20"]
 
 setup(
     name="fgbg_tf",
@@ -29,6 +30,9 @@ setup(
     install_requires=REQUIRES,
     extras_require={
         "gpu": ["tensorflow[and-cuda]==2.21.0"],
-        "test": ["pytest>=8", "pytest-xdist>=3.5", "filelock>=3.12"],
+        # The optional ONNX export (python -m fgbg_tf.export --formats onnx): TensorFlow's converter and the runtime
+        # the export measures the file with.
+        "onnx": ONNX,
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "filelock>=3.12", *ONNX],
     },
 )

@@ -1,14 +1,16 @@
 """Export: a SavedModel with named signatures and TFLite landmark detectors.
 
 `python -m fgbg_tf.export --checkpoint RUN --output DIR [--formats saved_model,tflite]
-[--quantize none,float16,int8] [--regressor FILE] [--calibration-dir DIR]` writes
+[--quantize none,float16,int8] [--regressor FILE] [--calibration-dir DIR]` writes, as --formats asks,
 
-    DIR/saved_model/                 the SavedModel (signatures below)
-    DIR/landmarks_<variant>.tflite   the landmark detector: float32 ("none"), float16, int8
+    DIR/saved_model/                 saved_model: the SavedModel (every signature)
+    DIR/landmarks_saved_model/       landmarks_saved_model: its landmark signatures alone (no decoder weights)
+    DIR/landmarks_<variant>.tflite   tflite: the landmark detector, float32 ("none"), float16, int8
+    DIR/landmarks.onnx               onnx: the landmark detector for ONNX Runtime (needs pip install -e ".[onnx]")
     DIR/export_report.json           per artefact: size, ms/image here, largest deviation from Keras
 
 The SavedModel's signatures are listed in `fgbg_tf/serving/module.py`, the TFLite variants in
-`fgbg_tf/serving/tflite.py`.
+`fgbg_tf/serving/tflite.py`, the ONNX file in `fgbg_tf/serving/onnx.py`.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import sys
 from pathlib import Path
 
 from fgbg_tf.cli import import_tensorflow, run_command
-from fgbg_tf.serving import FORMATS, QUANTIZATIONS
+from fgbg_tf.serving import DEFAULT_FORMATS, FORMATS, QUANTIZATIONS
 
 
 def _list(text: str, allowed: tuple, flag: str) -> tuple:
@@ -34,7 +36,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, help="training output folder or checkpoint prefix")
     parser.add_argument("--output", required=True, help="folder for the exported artefacts")
-    parser.add_argument("--formats", default="saved_model,tflite", type=lambda t: _list(t, FORMATS, "--formats"))
+    parser.add_argument("--formats", default=",".join(DEFAULT_FORMATS), type=lambda t: _list(t, FORMATS, "--formats"),
+                        help=f"a comma-separated subset of {','.join(FORMATS)} (default {','.join(DEFAULT_FORMATS)})")
     parser.add_argument("--quantize", default="none,float16,int8",
                         type=lambda t: _list(t, QUANTIZATIONS, "--quantize"), help="TFLite variants")
     parser.add_argument("--regressor", help="regressor .json/.npz (fgbg_tf.evaluation.regression) for the keypoints signature")
@@ -51,9 +54,12 @@ def main(argv=None) -> int:
     from fgbg_tf.data import dataset_options
     from fgbg_tf.evaluation.regression import load_regressor
     from fgbg_tf.serving.export import REPORT_FILE, dataset_images, export_model, folder_images, format_report
+    from fgbg_tf.serving.onnx import require_onnx
     from fgbg_tf.training.checkpoints import load_trained_model
 
     def body():
+        if "onnx" in args.formats:
+            require_onnx()  # before the model loads
         model, config, step = load_trained_model(args.checkpoint)
         regressor = load_regressor(args.regressor) if args.regressor else None
         size = model.image_size

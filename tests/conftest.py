@@ -77,13 +77,15 @@ def tiny_regressor():
 
 @pytest.fixture(scope="session")
 def tiny_export(tiny_run, tiny_regressor, tmp_path_factory, worker_id):
-    """The tiny run exported once per session: SavedModel with a keypoints signature, all TFLite variants."""
+    """The tiny run exported once per session in every format: SavedModels with a keypoints signature, all TFLite
+    variants, ONNX."""
     from fgbg_tf.training.checkpoints import load_trained_model
+    from fgbg_tf.serving import FORMATS
     from fgbg_tf.serving.export import dataset_images, export_model
 
     def make(out):
         model, config, _ = load_trained_model(tiny_run)
-        export_model(model, out, regressor=tiny_regressor, calibration_images=dataset_images(config, 0, 8),
+        export_model(model, out, FORMATS, regressor=tiny_regressor, calibration_images=dataset_images(config, 0, 8),
                      evaluation_images=dataset_images(config, 1, 2))
 
     return shared_folder(tmp_path_factory, worker_id, "tiny_export", make)

@@ -71,8 +71,8 @@ def test_reconstruct_and_render_match_keras(exported):
 @pytest.mark.parametrize(
     "images, message",
     [
-        (np.zeros([1, 16, 16, 3], np.uint8), "not compatible with expected shape"),
-        (np.zeros([32, 32, 3], np.uint8), "not compatible with expected shape"),
+        (np.zeros([1, 16, 16, 3], np.uint8), r"images must be a batch of shape \[B, 32, 32, 3\], got"),
+        (np.zeros([32, 32, 3], np.uint8), r"images must be a batch of shape \[B, 32, 32, 3\], got"),
         (np.zeros([1, 32, 32, 3], np.float32), "expected to be a uint8 tensor"),
         (np.zeros([0, 32, 32, 3], np.uint8), "images: an empty batch"),
     ],
@@ -129,7 +129,8 @@ def test_landmarks_float_refuses_values_outside_unit_range(exported):
 def test_tflite_variants_and_report(exported):
     out, report, images = exported["out"], exported["report"], exported["images"]
     artefacts = report["artefacts"]
-    assert set(artefacts) == {"saved_model", "landmarks_float32", "landmarks_float16", "landmarks_int8"}
+    assert set(artefacts) == {"saved_model", "landmarks_saved_model", "onnx", "landmarks_float32", "landmarks_float16",
+                              "landmarks_int8"}
     assert artefacts["saved_model"]["max_mean_deviation"] <= 1e-5
     assert artefacts["landmarks_float32"]["max_mean_deviation"] <= 1e-4
     for entry in artefacts.values():
@@ -143,6 +144,67 @@ def test_tflite_variants_and_report(exported):
     np.testing.assert_allclose(tflite["means_pixels"], (reference["means"] + 1) * 16, atol=2e-3)
 
 
+def test_onnx_detector_matches_keras_on_unseen_images(exported):
+    # Run here with ONNX Runtime on images the export did not measure it on, batch 4 and batch 1 alike.
+    from fgbg_tf.serving.onnx import run_onnx
+
+    images = exported["images"][2:]
+    content = (exported["out"] / "landmarks.onnx").read_bytes()
+    reference = keras_landmarks(exported["model"], images)
+    outputs, ms = run_onnx(content, images)
+    assert set(outputs) == {"means", "means_pixels", "covariances", "part_maps"} and ms > 0
+    for key in ("means", "covariances", "part_maps"):
+        np.testing.assert_allclose(outputs[key], reference[key], atol=1e-5, err_msg=key)
+    np.testing.assert_allclose(outputs["means_pixels"], (reference["means"] + 1) * 16, atol=16e-5)
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(content, providers=["CPUExecutionProvider"])
+    batched = session.run(["means"], {"images": images})[0]
+    np.testing.assert_allclose(batched, reference["means"], atol=1e-5)
+    assert exported["report"]["artefacts"]["onnx"]["max_mean_deviation"] <= 1e-5
+
+
+def test_landmarks_saved_model_serves_the_detector_without_the_decoder(exported):
+    out, images = exported["out"], exported["images"]
+    loaded = tf.saved_model.load(str(out / "landmarks_saved_model"))
+    assert set(loaded.signatures) == {"serving_default", "landmarks", "landmarks_float", "keypoints"}
+    reference = keras_landmarks(exported["model"], images)
+    means = loaded.signatures["landmarks"](images=tf.constant(images))["means"].numpy()
+    np.testing.assert_allclose(means, reference["means"], atol=1e-5)
+    full = exported["report"]["artefacts"]["saved_model"]["bytes"]
+    alone = exported["report"]["artefacts"]["landmarks_saved_model"]["bytes"]
+    assert alone < full / 2, (alone, full)  # the decoder, MaskNet and BGNet weights are left out
+
+
+def test_onnx_without_its_packages_is_refused_before_any_work(monkeypatch, tmp_path, capsys):
+    import builtins
+
+    from fgbg_tf.export import main
+
+    real_import = builtins.__import__
+    monkeypatch.setattr(builtins, "__import__", lambda name, *a, **k: (
+        (_ for _ in ()).throw(ImportError(name)) if name == "tf2onnx" else real_import(name, *a, **k)))
+    code = main(["--checkpoint", str(tmp_path / "no_run"), "--output", str(tmp_path / "out"), "--formats", "onnx"])
+    assert code == 2 and 'needs tf2onnx: pip install -e ".[onnx]"' in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_cli_rejects_unknown_quantization():
     with pytest.raises(SystemExit):
         parse_args(["--checkpoint", "x", "--output", "y", "--quantize", "none,int4"])
+
+
+def test_saved_model_has_only_ops_the_web_and_mobile_converters_take(exported):
+    # TF.js' converter cannot parse EnsureShape (tfjs#7690) and its WASM backend has no Einsum: the shape checks are
+    # Asserts (which the converters strip) and the interpolations and poolings are matmuls.
+    for name, function in exported["loaded"].signatures.items():
+        graph = function.graph.as_graph_def()
+        ops = {node.op for node in graph.node} | {n.op for f in graph.library.function for n in f.node_def}
+        assert not ops & {"Einsum", "EnsureShape"}, (name, ops & {"Einsum", "EnsureShape"})
+        assert "BatchMatMulV2" in ops and "Assert" in ops, name  # so the test sees the graph's body
+
+
+def test_render_refuses_means_of_the_wrong_shape(exported):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"means must be a batch of shape \[B, 4, 2\], got"):
+        exported["loaded"].signatures["render"](means=tf.zeros([1, 3, 2]), covariances=tf.zeros([1, 4, 2, 2]),
+                                                appearance=tf.constant(exported["images"][:1]))

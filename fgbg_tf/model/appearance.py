@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+# Both are batched matmuls over flattened pixels rather than tf.einsum, which TF.js' WASM backend lacks.
+
 
 def pool_part_appearance(probs: tf.Tensor, features: tf.Tensor) -> tf.Tensor:
     """Appearance vector of each part: the part map's weighted pool of the features (eq. 1).
@@ -24,8 +26,9 @@ def pool_part_appearance(probs: tf.Tensor, features: tf.Tensor) -> tf.Tensor:
         [B, K, C] float32 part appearance vectors.
     """
     features = tf.cast(features, tf.float32)
-    cells = float(probs.shape[1] * probs.shape[2])
-    return tf.einsum("bhwk,bhwc->bkc", probs, features) / cells
+    cells = probs.shape[1] * probs.shape[2]
+    flat = lambda x: tf.reshape(x, [tf.shape(x)[0], cells, x.shape[-1]])
+    return tf.matmul(flat(probs), flat(features), transpose_a=True) / float(cells)
 
 
 def project_appearance(parts: tf.Tensor, heatmaps: tf.Tensor) -> tf.Tensor:
@@ -41,5 +44,7 @@ def project_appearance(parts: tf.Tensor, heatmaps: tf.Tensor) -> tf.Tensor:
         [B, S, S, C] localised appearance map.
     """
     heatmaps = tf.cast(heatmaps, tf.float32)
-    weighted = tf.einsum("bhwk,bkc->bhwc", heatmaps, parts)
+    batch, height, width, k = tf.shape(heatmaps)[0], heatmaps.shape[1], heatmaps.shape[2], heatmaps.shape[3]
+    weighted = tf.matmul(tf.reshape(heatmaps, [batch, height * width, k]), parts)
+    weighted = tf.reshape(weighted, [batch, height, width, parts.shape[-1]])
     return weighted / (1.0 + tf.reduce_sum(heatmaps, axis=-1, keepdims=True))

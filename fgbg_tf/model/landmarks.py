@@ -62,8 +62,10 @@ def fit_gaussians(probs: tf.Tensor, covariance: str = "fitted", fixed_covariance
     xs = coordinate_grid(width)
     p_y = tf.reduce_sum(probs, axis=2)  # [B, H, K] marginal over columns
     p_x = tf.reduce_sum(probs, axis=1)  # [B, W, K]
-    mean_x = tf.einsum("bwk,w->bk", p_x, xs)
-    mean_y = tf.einsum("bhk,h->bk", p_y, ys)
+    # Products and sums rather than tf.einsum: the exported detector then has no Einsum op, which TF.js' WASM
+    # backend lacks.
+    mean_x = tf.reduce_sum(p_x * xs[None, :, None], axis=1)
+    mean_y = tf.reduce_sum(p_y * ys[None, :, None], axis=1)
     mean = tf.stack([mean_x, mean_y], axis=-1)
     if covariance == "fixed":
         eye = tf.eye(2, batch_shape=tf.shape(mean)[:2])
@@ -78,7 +80,7 @@ def fit_gaussians(probs: tf.Tensor, covariance: str = "fitted", fixed_covariance
     dy = ys[None, :, None] - mean_y[:, None, :]  # [B, H, K]
     xx = tf.reduce_sum(p_x * dx * dx, axis=1)
     yy = tf.reduce_sum(p_y * dy * dy, axis=1)
-    xy = tf.einsum("bhwk,bhk,bwk->bk", probs, dy, dx)
+    xy = tf.reduce_sum(probs * dy[:, :, None, :] * dx[:, None, :, :], axis=[1, 2])
     cov = tf.stack([tf.stack([xx, xy], -1), tf.stack([xy, yy], -1)], -2)
     return mean, cov
 

@@ -67,9 +67,15 @@ def align_corners_matrix(size: int, factor: int = 2) -> np.ndarray:
 
 def upsample_align_corners(x: tf.Tensor, factor: int = 2) -> tf.Tensor:
     """Bilinear upsampling of [B, H, W, C] matching PyTorch's align_corners=True."""
-    rows = tf.constant(align_corners_matrix(x.shape[1], factor), dtype=x.dtype)
-    cols = tf.constant(align_corners_matrix(x.shape[2], factor), dtype=x.dtype)
-    return tf.einsum("ph,bhwc,qw->bpqc", rows, x, cols)
+    height, width, channels = x.shape[1], x.shape[2], x.shape[3]
+    rows = tf.constant(align_corners_matrix(height, factor), dtype=x.dtype)
+    cols = tf.constant(align_corners_matrix(width, factor), dtype=x.dtype)
+    # Two broadcast matmuls, not tf.einsum: the same products without transposes, and ops that every converter
+    # (TFLite, ONNX, TF.js' WASM backend, which lacks Einsum) runs.
+    batch = tf.shape(x)[0]
+    x = tf.matmul(rows, tf.reshape(x, [batch, height, width * channels]))  # [B, P, W * C]
+    x = tf.matmul(cols, tf.reshape(x, [batch * height * factor, width, channels]))  # [B * P, Q, C]
+    return tf.reshape(x, [batch, height * factor, width * factor, channels])
 
 
 class EagerBuild:

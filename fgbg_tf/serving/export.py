@@ -16,8 +16,10 @@ import numpy as np
 import tensorflow as tf
 
 from fgbg_tf.model.factorized import FactorizedLandmarkModel
-from fgbg_tf.serving import FORMATS, QUANTIZATIONS, REPORT_FILE
-from fgbg_tf.serving.module import SAVED_MODEL_DIR, InferenceModule, keras_landmarks, run_per_image, save_saved_model
+from fgbg_tf.serving import DEFAULT_FORMATS, FORMATS, QUANTIZATIONS, REPORT_FILE
+from fgbg_tf.serving.module import (LANDMARK_SIGNATURES, LANDMARKS_SAVED_MODEL_DIR, SAVED_MODEL_DIR, InferenceModule,
+                                    keras_landmarks, run_per_image, save_saved_model)
+from fgbg_tf.serving.onnx import ONNX_FILE, convert_onnx, require_onnx, run_onnx
 from fgbg_tf.serving.tflite import convert_tflite, run_tflite, tflite_name
 
 logger = logging.getLogger("fgbg_tf.export")
@@ -53,7 +55,7 @@ def deviation_from_keras(outputs: dict, reference: dict, image_size: int, name: 
 def export_model(
     model: FactorizedLandmarkModel,
     output_dir: str | Path,
-    formats=FORMATS,
+    formats=DEFAULT_FORMATS,
     quantizations=QUANTIZATIONS,
     regressor=None,
     calibration_images: np.ndarray | None = None,
@@ -65,7 +67,7 @@ def export_model(
     Args:
         model: the trained float32 model.
         output_dir: created if missing.
-        formats: any of "saved_model", "tflite".
+        formats: any of FORMATS ("onnx" needs the onnx extra: checked before anything is written).
         quantizations: TFLite variants, any of "none", "float16", "int8".
         regressor: optional `Regressor` for the `keypoints` signature.
         calibration_images: uint8 [N, S, S, 3] for int8 calibration.
@@ -76,6 +78,8 @@ def export_model(
     unknown = sorted(set(formats) - set(FORMATS)) + sorted(set(quantizations) - set(QUANTIZATIONS))
     if unknown or not formats:
         raise ValueError(f"unknown or no formats/quantizations {unknown}; formats: {FORMATS}, quantize: {QUANTIZATIONS}")
+    if "onnx" in formats:
+        require_onnx()
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     evaluation_images = calibration_images if evaluation_images is None else evaluation_images
@@ -91,14 +95,22 @@ def export_model(
 
     module = InferenceModule(model, regressor)
     with tempfile.TemporaryDirectory() as scratch:
-        if "saved_model" in formats:
-            saved = save_saved_model(module, output_dir / SAVED_MODEL_DIR)
-            loaded = tf.saved_model.load(str(saved))
-            outputs, ms = time_signature(loaded.signatures["landmarks"], evaluation_images)
-            report["artefacts"]["saved_model"] = {"path": str(saved), "bytes": folder_bytes(saved),
-                                                  "signatures": sorted(loaded.signatures.keys()),
-                                                  "ms_per_image": ms,
-                                                  **deviation_from_keras(outputs, reference, size, "saved_model")}
+        for name, folder, names in (("saved_model", SAVED_MODEL_DIR, None),
+                                    ("landmarks_saved_model", LANDMARKS_SAVED_MODEL_DIR, LANDMARK_SIGNATURES)):
+            if name in formats:
+                saved = save_saved_model(module, output_dir / folder, names)
+                loaded = tf.saved_model.load(str(saved))
+                outputs, ms = time_signature(loaded.signatures["landmarks"], evaluation_images)
+                report["artefacts"][name] = {"path": str(saved), "bytes": folder_bytes(saved),
+                                             "signatures": sorted(loaded.signatures.keys()), "ms_per_image": ms,
+                                             **deviation_from_keras(outputs, reference, size, name)}
+        if "onnx" in formats:
+            content = convert_onnx(module)
+            path = output_dir / ONNX_FILE
+            path.write_bytes(content)
+            outputs, ms = run_onnx(content, evaluation_images)
+            report["artefacts"]["onnx"] = {"path": str(path), "bytes": len(content), "ms_per_image": ms,
+                                           **deviation_from_keras(outputs, reference, size, path.name)}
         if "tflite" in formats:
             # The converter loads every function of a SavedModel: one with `landmarks` alone converts 3x faster.
             landmarks_only = save_saved_model(module, Path(scratch) / "landmarks", names=("landmarks",))

@@ -36,6 +36,9 @@ from fgbg_tf.model.factorized import FactorizedLandmarkModel
 from fgbg_tf.model.landmarks import render_heatmaps, to_pixels
 
 SAVED_MODEL_DIR = "saved_model"
+# The detector alone, for servers that need only landmarks: no decoder, MaskNet or BGNet weights.
+LANDMARKS_SAVED_MODEL_DIR = "landmarks_saved_model"
+LANDMARK_SIGNATURES = ("serving_default", "landmarks", "landmarks_float", "keypoints")
 
 
 class InferenceModule:
@@ -106,12 +109,7 @@ class InferenceModule:
         # image of the wrong size fails deep inside a reshape, and one of the wrong rank aborts
         # the process in oneDNN's convolution.
         size = self.model.image_size
-        images = tf.ensure_shape(images, [None, size, size, 3], name=f"check_{name}_is_batch_{size}x{size}x3")
-        # An empty batch would otherwise fail as an internal error inside a kernel.
-        nonempty = tf.debugging.assert_positive(
-            tf.shape(images)[0], message=f"{name}: an empty batch; pass at least one {size}x{size}x3 image")
-        with tf.control_dependencies([nonempty]):
-            return tf.identity(images)
+        return _checked_shape(images, [size, size, 3], name, f"{size}x{size}x3 image")
 
     def _landmarks(self, images):
         return self._detect(to_model_range(self._checked(images, "images")))
@@ -138,8 +136,8 @@ class InferenceModule:
 
     def _render(self, means, covariances, appearance):
         k = self.model.num_landmarks
-        means = tf.ensure_shape(means, [None, k, 2], name=f"check_means_is_batch_{k}x2")
-        covariances = tf.ensure_shape(covariances, [None, k, 2, 2], name=f"check_covariances_is_batch_{k}x2x2")
+        means = _checked_shape(means, [k, 2], "means", f"{k}x2 array of landmark means")
+        covariances = _checked_shape(covariances, [k, 2, 2], "covariances", f"{k}x2x2 array of covariances")
         appearance = to_model_range(self._checked(appearance, "appearance"))
         # Eq. 2 inverts each covariance: NaN means, or a matrix that is not a covariance, would render NaN or
         # nonsense without a word. Singular ones are allowed: a part map on one pixel fits a zero covariance, and
@@ -159,6 +157,25 @@ class InferenceModule:
         outputs = self.model.render(heatmaps, appearance)
         outputs["image"] = outputs.pop("reconstruction")
         return _display(outputs)
+
+
+def _checked_shape(tensor, item_shape: list, name: str, item: str):
+    """`tensor` once it is known to be a non-empty batch of `item_shape`, else an InvalidArgumentError naming it.
+
+    Written with Assert rather than tf.ensure_shape: TF.js' converter cannot parse EnsureShape (tfjs#7690) and
+    strips Assert, and TFLite and ONNX drop it too, so the exported graphs convert everywhere.
+    """
+    shape = tf.shape(tensor, out_type=tf.int64)
+    rank = len(item_shape) + 1
+    padded = tf.concat([shape, tf.zeros([rank], tf.int64)], 0)[:rank]  # a wrong rank still compares elementwise
+    fits = tf.logical_and(tf.equal(tf.size(shape), rank), tf.reduce_all(tf.equal(padded[1:], item_shape)))
+    checks = [
+        tf.debugging.Assert(fits, [f"{name} must be a batch of shape [B, {', '.join(map(str, item_shape))}], got",
+                                   shape]),
+        tf.debugging.Assert(padded[0] > 0, [f"{name}: an empty batch; pass at least one {item}"]),
+    ]
+    with tf.control_dependencies(checks):
+        return tf.identity(tensor)
 
 
 def _display(outputs: dict) -> dict:
