@@ -135,6 +135,10 @@ class ModelConfig:
     # every landmark. BGNet then cannot see what the landmarks cover from the first step (docs/training.md, run W).
     # No gradient flows through the prior to the landmarks.
     mask_prior: float = 0.0
+    # Deviation (1 in the paper and the release): BGNet sees its input average-pooled by this factor and its output
+    # is upsampled back (bilinear), so it can draw a blurred scene but not the figure's detail, which then only the
+    # foreground decoder can render (docs/training.md, run X).
+    background_downsample: int = 1
     # Sub-networks whose widths come from another preset, e.g. {mask: release, background: release}.
     subnetworks: dict = dataclasses.field(default_factory=dict)
 
@@ -257,6 +261,8 @@ class Config:
         _positive("model.num_landmarks", self.model.num_landmarks)
         _positive("model.fixed_covariance", self.model.fixed_covariance)
         _positive("model.mask_temperature", self.model.mask_temperature)
+        if self.model.background_downsample < 1:
+            raise ConfigError(f"model.background_downsample must be >= 1, got {self.model.background_downsample}")
         if self.model.mask_prior < 0:
             raise ConfigError(f"model.mask_prior must be >= 0, got {self.model.mask_prior}")
         _positive("train.batch_size", self.train.batch_size)

@@ -57,6 +57,7 @@ def test_unknown_key_names_the_key(tmp_path):
         ("data.options={train_videos: [1", r"--set data.options=.*: the value .* is not valid YAML \(expected"),
         ("model.mask_temperature=0", "model.mask_temperature must be > 0"),
         ("model.mask_prior=-1", "model.mask_prior must be >= 0"),
+        ("model.background_downsample=0", "model.background_downsample must be >= 1"),
     ],
 )
 def test_bad_values_name_the_key(override, message):

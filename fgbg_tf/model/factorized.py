@@ -56,6 +56,9 @@ class FactorizedLandmarkModel(EagerBuild, keras.Model):
             foreground at the landmarks and background away from them before MaskNet has learnt anything, so that
             BGNet cannot render what the landmarks cover (a deviation, see docs/training.md, run W); 0 is the release.
             No gradient flows through the prior to the landmarks.
+        background_downsample: BGNet sees (1 - M_temp) * Q average-pooled by this factor, and its output is
+            upsampled bilinearly to S: a blurred scene, without the figure's detail (a deviation, see
+            docs/training.md, run X); 1 is the release.
         subnetworks: {network: preset} taking single sub-networks' widths from another preset.
 
     Call: `model({"pose": P, "appearance": Q}, training=...)` returns a dict with
@@ -79,6 +82,7 @@ class FactorizedLandmarkModel(EagerBuild, keras.Model):
         zero_heads: bool = False,
         mask_temperature: float = 1.0,
         mask_prior: float = 0.0,
+        background_downsample: int = 1,
         subnetworks: dict | None = None,
         **kwargs,
     ):
@@ -98,6 +102,7 @@ class FactorizedLandmarkModel(EagerBuild, keras.Model):
         if not mask_prior >= 0:
             raise ValueError(f"mask_prior must be >= 0, got {mask_prior}")
         self.mask_prior = float(mask_prior)
+        self.background_downsample = int(background_downsample)
         self.subnetworks = dict(subnetworks or {})
         widths = architecture(preset, num_landmarks, low_res_mask, self.subnetworks)
         dtype = self.dtype_policy
@@ -107,6 +112,10 @@ class FactorizedLandmarkModel(EagerBuild, keras.Model):
                                       name="foreground_decoder")
         head_kernel = "zeros" if zero_heads else None
         if variant != "baseline":
+            levels = 2 ** len(widths["background"]["encoder_channels"])
+            if self.background_downsample < 1 or image_size % (self.background_downsample * levels):
+                raise ValueError(f"background_downsample must be >= 1 and leave BGNet an input whose side is a "
+                                 f"multiple of {levels}; got {background_downsample} at {image_size} px")
             self.background_net = UNet(**widths["background"], head_kernel_initializer=head_kernel, dtype=dtype,
                                        name="background_net")
         if variant == "full":
@@ -173,8 +182,14 @@ class FactorizedLandmarkModel(EagerBuild, keras.Model):
         return tf.sigmoid(logits)
 
     def _background(self, images):
+        factor = self.background_downsample
+        if factor > 1:
+            images = tf.nn.avg_pool2d(images, factor, factor, "VALID")
         background, _ = self.background_net(tf.cast(images, self.compute_dtype))
-        return tf.cast(background, tf.float32)
+        background = tf.cast(background, tf.float32)
+        if factor > 1:
+            background = resize_bilinear(background, self.image_size, self.image_size)
+        return background
 
     def _check_images(self, images, name):
         shape = tuple(images.shape[1:])
@@ -203,6 +218,7 @@ class FactorizedLandmarkModel(EagerBuild, keras.Model):
             "zero_heads": self.zero_heads,
             "mask_temperature": self.mask_temperature,
             "mask_prior": self.mask_prior,
+            "background_downsample": self.background_downsample,
             "subnetworks": self.subnetworks,
         }
 
@@ -222,6 +238,7 @@ def build_model(model_config, image_size: int, precision: str = "float32") -> Fa
         zero_heads=model_config.zero_heads,
         mask_temperature=model_config.mask_temperature,
         mask_prior=model_config.mask_prior,
+        background_downsample=model_config.background_downsample,
         subnetworks=model_config.subnetworks,
         dtype=precision,
     )

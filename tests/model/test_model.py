@@ -130,3 +130,19 @@ def test_landmarks_get_no_gradient_through_the_mask_prior():
         mask = model._mask(render_heatmaps(mean, 0.02 * tf.eye(2, batch_shape=[1, 2]), 32))
         share = tf.reduce_sum(mask * tf.linspace(0.0, 1.0, 32)[None, :, None, None])
     np.testing.assert_array_equal(tape.gradient(share, mean).numpy(), 0.0)
+
+
+def test_background_downsample_hides_detail_finer_than_its_factor_from_bgnet():
+    # Adding a checkerboard of 1-pixel squares leaves every 4 x 4 block's mean, and so the pooled BGNet's view,
+    # unchanged; the release's BGNet (factor 1) sees it.
+    image = images(1, 32, seed=3) * 0.5
+    checker = 0.3 * (2.0 * ((np.arange(32)[:, None] + np.arange(32)[None, :]) % 2) - 1.0)
+    detailed = image + tf.constant(checker[None, :, :, None], tf.float32)
+    pooled = FactorizedLandmarkModel(4, 32, preset="small", variant="nomask", background_downsample=4).build_all()
+    release = FactorizedLandmarkModel.from_config({**pooled.get_config(), "background_downsample": 1}).build_all()
+    release.set_weights(pooled.get_weights())
+    np.testing.assert_allclose(pooled._background(detailed).numpy(), pooled._background(image).numpy(), atol=1e-5)
+    assert pooled._background(image).shape == (1, 32, 32, 3)
+    assert np.abs(release._background(detailed).numpy() - release._background(image).numpy()).max() > 1e-2
+    with pytest.raises(ValueError, match="background_downsample"):
+        FactorizedLandmarkModel(4, 32, preset="small", background_downsample=8)  # 4 px: too small for 3 halvings
