@@ -1,5 +1,7 @@
 """Per-part appearance: pooling features under each part map, projecting them onto heatmaps.
 
+Both are batched matmuls over flattened pixels rather than tf.einsum, which TF.js' WASM backend lacks.
+
 Example:
     parts = pool_part_appearance(probs, features)      # [B, K, C]  (eq. 1)
     appearance_map = project_appearance(parts, heat)   # [B, S, S, C]
@@ -8,8 +10,6 @@ Example:
 from __future__ import annotations
 
 import tensorflow as tf
-
-# Both are batched matmuls over flattened pixels rather than tf.einsum, which TF.js' WASM backend lacks.
 
 
 def pool_part_appearance(probs: tf.Tensor, features: tf.Tensor) -> tf.Tensor:

@@ -163,7 +163,8 @@ def _checked_shape(tensor, item_shape: list, name: str, item: str):
     """`tensor` once it is known to be a non-empty batch of `item_shape`, else an InvalidArgumentError naming it.
 
     Written with Assert rather than tf.ensure_shape: TF.js' converter cannot parse EnsureShape (tfjs#7690) and
-    strips Assert, and TFLite and ONNX drop it too, so the exported graphs convert everywhere.
+    strips Assert, and TFLite and ONNX drop it too, so the exported graphs convert everywhere. An empty batch is
+    refused too: it would otherwise fail as an internal error inside a kernel.
     """
     shape = tf.shape(tensor, out_type=tf.int64)
     rank = len(item_shape) + 1
