@@ -6,7 +6,11 @@
 * `pipeline`: images/s that a dataset's input pipeline delivers, with colour jitter
   and TPS / temporal partners, without the model.
 
-Every run prints one JSON line; docs/benchmarks.md records the figures and commands.
+Every run prints one JSON line; docs/benchmarks.md records the figures and commands. `train` also gives
+`seconds_per_100_steps`; on the released code's own setting (`--set model.preset=release
+data.image_size=128`, full variant, batch 16) `train` and `landmarks` add `speedup_vs_release`, the ratio to
+its figures measured side by side (evaluation/speed.py, RELEASE_FIGURES; measured on an AMX machine, so the
+ratio means most on one).
 
 Example:
     python -m fgbg_tf.benchmark train --dataset synthetic --steps 20

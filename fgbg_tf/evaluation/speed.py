@@ -72,10 +72,30 @@ def bench_pipeline(config, steps: int, warmup: int) -> dict:
 
 BENCHMARKS = {"train": bench_train, "landmarks": bench_landmarks, "pipeline": bench_pipeline}
 
+# NVIDIA's released PyTorch code measured side by side with fgbg_tf in one run (issue 14): torch 2.13 CPU on 2
+# threads, float32, fg/bg on, batch 16, 128 px, on 2 cores with AVX-512 and AMX. Only that setting is comparable.
+RELEASE_FIGURES = {"train": ("images_per_second", 0.636), "landmarks": ("ms_per_image", 19.1)}
+RELEASE_MACHINE = "2 cores, AVX-512 + AMX"
+
+
+def release_comparison(what: str, config, result: dict) -> dict:
+    """{"speedup_vs_release": ..., ...} for the release's own setting (release preset, full variant, 128 px, batch
+    16), else {}: how many times faster than the released code's side-by-side figure (a ratio above 1 is faster)."""
+    if what not in RELEASE_FIGURES or (config.model.preset, config.model.variant, config.data.image_size,
+                                       config.train.batch_size) != ("release", "full", 128, 16):
+        return {}
+    key, release = RELEASE_FIGURES[what]
+    ratio = result[key] / release if key == "images_per_second" else release / result[key]
+    return {"speedup_vs_release": ratio, f"release_{key}": release, "release_measured_on": RELEASE_MACHINE}
+
 
 def run_benchmark(what: str, config, steps: int, warmup: int) -> dict:
     """Runs one of BENCHMARKS; returns its figures with the run's settings and the peak memory, as printed."""
     result = BENCHMARKS[what](config, steps, warmup)
+    if what == "train":
+        # What a user plans a run with: `train.max_steps` / 100 of these, plus start-up and evaluation.
+        result["seconds_per_100_steps"] = result["ms_per_step"] / 10
+    result.update(release_comparison(what, config, result))
     return {
         "benchmark": what,
         "dataset": config.data.name,
