@@ -7,7 +7,8 @@
     DIR/landmarks_saved_model/       landmarks_saved_model: its landmark signatures alone (no decoder weights)
     DIR/landmarks_<variant>.tflite   tflite: the landmark detector, float32 ("none"), float16, int8
     DIR/landmarks.onnx               onnx: the landmark detector for ONNX Runtime (needs pip install -e ".[onnx]")
-    DIR/export_report.json           per artefact: size, ms/image here, largest deviation from Keras
+    DIR/export_report.json           per artefact: size, ms/image here, largest deviation from Keras; for a run on
+                                     the user's own images or videos, their framing and original sizes (for predict)
 
 The SavedModel's signatures are listed in `fgbg_tf/serving/module.py`, the TFLite variants in
 `fgbg_tf/serving/tflite.py`, the ONNX file in `fgbg_tf/serving/onnx.py`.
@@ -51,11 +52,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     import_tensorflow()
-    from fgbg_tf.data import dataset_options
+    from fgbg_tf.data.sources import framing_record
     from fgbg_tf.evaluation.regression import load_regressor
     from fgbg_tf.serving.export import REPORT_FILE, dataset_images, export_model, folder_images, format_report
     from fgbg_tf.serving.onnx import require_onnx
-    from fgbg_tf.training.checkpoints import load_trained_model
+    from fgbg_tf.training.checkpoints import load_trained_model, resolve_checkpoint
 
     def body():
         if "onnx" in args.formats:
@@ -63,9 +64,8 @@ def main(argv=None) -> int:
         model, config, step = load_trained_model(args.checkpoint)
         regressor = load_regressor(args.regressor) if args.regressor else None
         size = model.image_size
-        # How the training images were made square: predict --framing should frame new ones the same way.
-        options = dataset_options(config.data)
-        framing = {"framing": options["framing"]} if "framing" in options else {}
+        # How the training images were made square, and from which sizes: predict frames new ones the same way.
+        framing = framing_record(config.data, resolve_checkpoint(args.checkpoint)[0])
         if args.calibration_dir:
             calibration = folder_images(args.calibration_dir, size, args.num_calibration)
             evaluation = calibration[: args.num_evaluation]

@@ -20,10 +20,13 @@ Output folder (default `predictions/`):
     NAME_overlay.mp4 (_mask, _background)   the same for a video, frame by frame
 NAME is the input's stem (face.jpg -> face), or stem_ext where two inputs share a stem (clip_avi, clip_mp4).
 
-Image size policy: the model takes S x S images. A model trained on the `images` dataset
-frames new images as its training images were (its data.options.framing, which export
-records). Otherwise another size is an error naming the file (the file is skipped and
-reported) unless --framing names how to make it square:
+Image size policy: the model takes S x S images. A model trained on the `images` or `videos`
+dataset frames new images as its training images were (its data.options.framing, which export
+records), and compares each input with the original sizes of its training sources (recorded
+by the run and export): with a box, an input of another size is refused (the box would show
+another part of the scene; --framing overrides), with another framing an aspect ratio unlike
+every training source's is warned about once per file. Otherwise another size is an error
+naming the file (the file is skipped and reported) unless --framing names how to make it square:
 "resize" (squash; --resize is short for it), "centre_crop" (the centred square),
 "pad" (black borders to a square) or X,Y,SIDE,SIDE (that square of every image, e.g. a
 static camera's region; use the framing the model was trained with). The square is

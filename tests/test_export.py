@@ -208,3 +208,28 @@ def test_render_refuses_means_of_the_wrong_shape(exported):
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"means must be a batch of shape \[B, 4, 2\], got"):
         exported["loaded"].signatures["render"](means=tf.zeros([1, 3, 2]), covariances=tf.zeros([1, 4, 2, 2]),
                                                 appearance=tf.constant(exported["images"][:1]))
+
+
+def test_the_runs_source_sizes_go_into_the_export_report(tiny_run, tmp_path, monkeypatch):
+    import shutil
+
+    import fgbg_tf.serving.export as export
+    from fgbg_tf.data.media import write_image
+    from fgbg_tf.export import main
+
+    # The tiny run with the sources.json a run on the user's videos writes; the export itself is not what is tested.
+    run = shutil.copytree(tiny_run, tmp_path / "run")
+    (run / "sources.json").write_text(json.dumps({"dataset": "videos", "framing": "centre_crop",
+                                                  "source_sizes": [[48, 40, 2], [64, 48, 1]]}))
+    write_image(tmp_path / "calibration" / "a.png", np.zeros((32, 32, 3), np.uint8))
+    command = ["--checkpoint", str(run), "--output", str(tmp_path / "out"), "--calibration-dir",
+               str(tmp_path / "calibration")]
+    recorded = {}
+    monkeypatch.setattr(export, "export_model", lambda *args, metadata, **kwargs: recorded.update(metadata) or
+                        {"artefacts": {}})
+    assert main(command) == 0
+    assert recorded["source_sizes"] == [[48, 40, 2], [64, 48, 1]] and recorded["dataset"] == "synthetic"
+    (run / "sources.json").unlink()  # a run without them (any other dataset) exports as before
+    recorded.clear()
+    assert main(command) == 0
+    assert recorded["dataset"] == "synthetic" and "source_sizes" not in recorded

@@ -55,6 +55,8 @@ def test_train_resume_evaluate_and_predict_own_videos(clips, monkeypatch):
     command = ["--dataset", "videos", "--data-dir", str(clips / "videos"), "--output", str(run), "--no-progress"]
     assert train.main([*command, "--max-steps", "6", *settings(clips)]) == 0
     assert len(list((clips / "cache").glob("*.npz"))) == 2  # the training videos, decoded once
+    # For export and predict: the training sources' pixel size (the held-out clip2 is not counted).
+    assert json.loads((run / "sources.json").read_text())["source_sizes"] == [[WIDTH, HEIGHT, 2]]
 
     import fgbg_tf.data.video_folder as reader
 

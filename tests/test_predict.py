@@ -161,3 +161,47 @@ def test_the_framing_the_model_was_trained_with_is_the_default(inputs, tmp_path,
     assert "differs from the framing the model was trained with (centre_crop)" in caplog.text
     # Without a recorded framing, a 48 x 40 image is still refused rather than silently framed.
     assert predict(inputs["model"], tmp_path / "in", tmp_path / "out3", progress=False)["skipped"]
+
+
+def test_inputs_unlike_the_training_sources_are_refused_under_a_box_and_warned_of_otherwise(inputs, tmp_path, caplog):
+    # An export of a run on 48 x 40 videos: its report records the framing and the training sources' sizes.
+    model = tmp_path / "export"
+    shutil.copytree(inputs["model"], model)
+    report = json.loads((model / "export_report.json").read_text())
+
+    def record(framing):
+        (model / "export_report.json").write_text(json.dumps({**report, "framing": framing,
+                                                              "source_sizes": [[48, 40, 3]]}))
+
+    rng = np.random.default_rng(6)
+    for name, (height, width) in {"same.png": (40, 48), "larger.png": (80, 96), "square.png": (48, 48)}.items():
+        write_image(tmp_path / "in" / name, rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+    with VideoWriter(tmp_path / "in" / "square_clip", 10, (48, 48)) as video:
+        for _ in range(3):
+            video.write(rng.integers(0, 256, (48, 48, 3), dtype=np.uint8))
+
+    def run(name, **options):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="fgbg_tf.predict"):
+            summary = predict(model, tmp_path / "in", tmp_path / name, progress=False, **options)
+        return summary, [r.getMessage() for r in caplog.records if "aspect ratio" in r.getMessage()]
+
+    # A static camera's box frames another part of the scene in another size: refused, the training size passes.
+    record([8, 4, 32, 32])
+    summary, _ = run("box")
+    assert [Path(i["source"]).name for i in summary["items"]] == ["same.png"]
+    refused = {Path(s["source"]).name: s["error"] for s in summary["skipped"]}
+    assert sorted(refused) == ["larger.png", "square.png", "square_clip.mp4"]
+    assert refused["larger.png"].startswith(f"{tmp_path / 'in' / 'larger.png'}: 96x80, but the model's framing box "
+                                            "[8, 4, 32, 32] was set on training sources of 48x40")
+    assert "--framing X,Y,SIDE,SIDE" in refused["larger.png"] and "48x48" in refused["square_clip.mp4"]
+    summary, _ = run("override", framing=[8, 4, 32, 32])  # --framing is the user's choice
+    assert not summary["skipped"] and len(summary["items"]) == 3 + 3
+    # Other framings: another aspect ratio (48 x 48) is warned of once per file, the same one (96 x 80) is not.
+    record("centre_crop")
+    summary, warned = run("crop")
+    assert not summary["skipped"] and len(summary["items"]) == 3 + 3
+    assert sorted(warned) == sorted(
+        f"{tmp_path / 'in' / name}: 48x48 has another aspect ratio than the training sources (48x40): framed by "
+        "centre_crop, its subject appears at another scale or squashed than in training"
+        for name in ("square.png", "square_clip.mp4"))

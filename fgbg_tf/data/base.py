@@ -90,6 +90,9 @@ class LandmarkDataset(abc.ABC):
     regression_splits: tuple[str, ...] = ("train", "test")
     # The data.options this reader takes, with their defaults; `self.options` is them updated with the config's.
     default_options: dict = {}
+    # [[width, height, count], ...]: the original sizes of the training images or videos of the readers that frame the
+    # user's own files (images, videos), for training to record (`data/sources.py`); None for the others.
+    source_sizes: list[list[int]] | None = None
     # What data.data_dir must hold, quoted when it is missing; "" for readers that read no folder (`self.root`).
     layout: str = ""
     # Which benchmark protocol the eval splits follow (docs/protocols.md): "ours", or "release" where the reader's

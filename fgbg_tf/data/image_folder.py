@@ -7,8 +7,9 @@ path) is framed to a square by `data.options.framing` ("centre_crop", the defaul
 [x, y, side, side] for a static camera; see `data/media.py`), resized to `data.image_size` (antialiased) and kept
 in memory, decoded once (N x S x S x 3 bytes: 100,000 images at 64 px take 1.2 GB). The pose perturbation is the
 TPS warp (still images: the partner is the frame). A file that does not decode, or that the box does not fit, is
-named and left out. There are no keypoints, so `evaluate` has nothing to regress; `predict --framing` with the
-same framing maps landmarks back to each image's pixels.
+named and left out. There are no keypoints, so `evaluate` has nothing to regress; `predict` frames new images the
+same way and maps landmarks back to each image's pixels. The images' original sizes (`source_sizes`) are recorded
+in the run folder's sources.json (`data/sources.py`), so that `predict` can tell an image unlike every training one.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import tensorflow as tf
 from fgbg_tf.config import DataConfig
 from fgbg_tf.data.base import DatasetError, LandmarkDataset, Shard, report_skipped, shuffled_items
 from fgbg_tf.data.media import IMAGE_SUFFIXES, MediaError, check_framing, frame_image, read_image
+from fgbg_tf.data.sources import count_sizes
 
 logger = logging.getLogger("fgbg_tf.data.image_folder")
 
@@ -37,6 +39,7 @@ class ImageFolderDataset(LandmarkDataset):
 
     Attributes:
         sources: the path of each training image, in order; `skipped`: (path, reason) of the files left out.
+        source_sizes: [[width, height, count], ...] of the training images before framing.
 
     Example:
         photos = ImageFolderDataset(DataConfig(name="images", data_dir="my_photos", image_size=64,
@@ -57,18 +60,21 @@ class ImageFolderDataset(LandmarkDataset):
             raise DatasetError(str(error)) from None
         started = time.perf_counter()
         files = sorted(p for p in self.root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        images, self.sources, self.skipped = [], [], []
+        images, sizes, self.sources, self.skipped = [], [], [], []
         for path in files:
             try:
-                images.append(frame_image(read_image(path), self.image_size, framing, path)[0])
+                image = read_image(path)
+                images.append(frame_image(image, self.image_size, framing, path)[0])
             except MediaError as error:
                 self.skipped.append((str(path), str(error)))
                 continue
             self.sources.append(str(path))
+            sizes.append((image.shape[1], image.shape[0]))
         report_skipped(self.name, self.skipped)
         if not images:
             raise DatasetError(f"{self.root} holds no readable image ({len(files)} image file(s) found); {LAYOUT}")
         self.images = tf.constant(np.stack(images))
+        self.source_sizes = count_sizes(sizes)
         logger.info("images: %d from %s, framed by %s, in %.1f s", len(images), self.root, framing,
                     time.perf_counter() - started)
 

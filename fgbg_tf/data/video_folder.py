@@ -18,9 +18,11 @@ camera; see `data/media.py`), resized to `data.image_size` (antialiased) and sto
 `data.options.cache_dir` (default `~/.cache/fgbg_tf/videos`); training reads those into memory (T x S x S x 3
 bytes a video). The cache key hashes the video's absolute path, size and modification time (every frame's, for a
 folder), the image size and the framing: an edited video, or another framing, is decoded again, and a restart reads
-the cache without decoding. A video that does not open, or that has fewer frames than `data.temporal_offset` needs,
-is named and left out; a video that ends before the frame count its container declares is named with both numbers;
-a frame of a folder that does not decode stays in place as an invalid frame and is named.
+the cache without decoding. The entry keeps each frame's framing box and original size too, so that a restart still
+knows the training videos' sizes (`source_sizes`, which the run records for `predict`: see `data/sources.py`); an
+entry from before (another CACHE_VERSION) is decoded again. A video that does not open, or that has fewer frames than
+`data.temporal_offset` needs, is named and left out; a video that ends before the frame count its container declares
+is named with both numbers; a frame of a folder that does not decode stays in place as an invalid frame and is named.
 
 Annotations are optional and only `evaluate` reads them (`fgbg_tf/data/annotations.py` has the formats):
 `data.options.keypoints`, a CSV of points in the original frames' pixels, makes the regression protocol apply (fit
@@ -67,6 +69,7 @@ from fgbg_tf.data.media import (
     video_frames,
     video_length,
 )
+from fgbg_tf.data.sources import count_sizes
 
 logger = logging.getLogger("fgbg_tf.data.video_folder")
 
@@ -131,6 +134,7 @@ class VideoFolderDataset(LandmarkDataset):
         videos: {"train", "test"}: the `VideoSource`s of each split; `skipped`: (path, reason) of what was left out.
         frames, valid: uint8 [N, S, S, 3] and bool [N]: the training videos' frames, one video after another.
         starts, lengths: int64 [V]: where each training video starts in `frames`, and its frame count.
+        source_sizes: [[width, height, count], ...]: the training videos' frame sizes before framing.
 
     Example:
         clips = VideoFolderDataset(DataConfig(name="videos", data_dir="my_videos", image_size=64))
@@ -172,6 +176,9 @@ class VideoFolderDataset(LandmarkDataset):
             logger.info("videos: held out for testing (data.options.test_videos): %s",
                         ", ".join(v.name for v in self.videos["test"]))
         self.train_names = [source.name for source, _ in clips]
+        # A video counts once for each frame size it has (a folder of frames may mix them); (0, 0) is an invalid frame.
+        self.source_sizes = count_sizes((int(w), int(h)) for _, clip in clips
+                                        for h, w in np.unique(clip["sizes"], axis=0) if h > 0)
         self.lengths = np.array([len(clip["frames"]) for _, clip in clips], np.int64)
         self.starts = np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)
         self.frames = np.concatenate([clip["frames"] for _, clip in clips])

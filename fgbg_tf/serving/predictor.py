@@ -14,6 +14,7 @@ import collections
 import csv
 import json
 import logging
+import math
 import sys
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from fgbg_tf.data.pipeline import to_uint8
+from fgbg_tf.data.sources import framing_record, read_record
 from fgbg_tf.data.media import (
     MediaError,
     VideoWriter,
@@ -56,7 +58,9 @@ class Predictor:
 
     Attributes: `image_size` (S), `has_keypoints`, `factors` (which of "mask", "background"
     the model's variant outputs), `framing` (how the training images were made square, from the
-    run's config or the export report beside the SavedModel; None where the dataset had no choice).
+    run's config or the export report beside the SavedModel; None where the dataset had no choice),
+    `source_sizes` (the training images' or videos' [[width, height, count], ...] before framing, from
+    the run's sources.json or the export report; None where none were recorded).
     Example: `Predictor("export/saved_model").landmarks(images)["means_pixels"]`.
     """
 
@@ -70,13 +74,13 @@ class Predictor:
             self._loaded = tf.saved_model.load(str(saved))
             self.functions = dict(self._loaded.signatures)
             self.image_size = int(self.functions["landmarks"].structured_input_signature[1]["images"].shape[1])
-            self.framing = _exported_framing(saved.parent / REPORT_FILE)
+            report = saved.parent / REPORT_FILE
+            record = read_record(report) if report.is_file() else {}
         else:
-            from fgbg_tf.data import dataset_options
-            from fgbg_tf.training.checkpoints import load_trained_model
+            from fgbg_tf.training.checkpoints import load_trained_model, resolve_checkpoint
 
             model, config, _ = load_trained_model(path)
-            self.framing = dataset_options(config.data).get("framing")
+            record = framing_record(config.data, resolve_checkpoint(path)[0])
             regressor = None
             if regressor_path:
                 from fgbg_tf.evaluation.regression import load_regressor
@@ -84,6 +88,7 @@ class Predictor:
                 regressor = load_regressor(regressor_path)
             self.functions = InferenceModule(model, regressor).signatures()
             self.image_size = model.image_size
+        self.framing, self.source_sizes = record.get("framing"), record.get("source_sizes")
         self.has_keypoints = "keypoints" in self.functions
         self.factors = tuple(k for k in ("mask", "background") if k in self.functions["reconstruct"].structured_outputs)
 
@@ -103,16 +108,6 @@ class Predictor:
 
     def render(self, means: np.ndarray, covariances: np.ndarray, appearance: np.ndarray) -> dict:
         return self._run("render", means=means, covariances=covariances, appearance=appearance)
-
-
-def _exported_framing(report_path: Path):
-    """The framing `fgbg_tf.export` recorded beside the SavedModel, or None (no report, or none recorded)."""
-    if not report_path.is_file():
-        return None
-    try:
-        return json.loads(report_path.read_text()).get("framing")
-    except (json.JSONDecodeError, AttributeError) as error:
-        raise MediaError(f"{report_path} is not an export report (JSON object): {error}") from None
 
 
 class Results:
@@ -180,14 +175,41 @@ class Results:
         (output_dir / "landmarks.json").write_text(json.dumps(summary, indent=1))
 
 
-def _prepare(image: np.ndarray, size: int, framing, source, frame=None) -> tuple[np.ndarray, tuple, tuple]:
-    """(the S x S input, the framing's box, the image's (height, width)); a framing is logged once per file."""
-    fitted, box = frame_image(image, size, framing, source if frame is None else f"{source} frame {frame}")
+def _prepare(image: np.ndarray, size: int, framing, source, frame=None,
+             source_sizes=None) -> tuple[np.ndarray, tuple, tuple]:
+    """(the S x S input, the framing's box, the image's (height, width)); once per file (its first frame), the input
+    is compared with the training sources' `source_sizes` (None: not compared) and a framing is logged."""
     shape = image.shape[:2]
+    if frame in (None, 0):
+        compare_with_sources(source, shape, framing, source_sizes)
+    fitted, box = frame_image(image, size, framing, source if frame is None else f"{source} frame {frame}")
     if shape != (size, size) and frame in (None, 0):
         logger.info("%s: %dx%d framed by %s (box %s) -> %dx%d", source, shape[1], shape[0], framing, list(box),
                     size, size)
     return fitted, box, shape
+
+
+# Encoders round frame sizes to whole (often even) pixels: 1280x720 and 854x480 are both 16:9 to within 0.1 %.
+ASPECT_TOLERANCE = 0.01
+
+
+def compare_with_sources(source, shape: tuple[int, int], framing, source_sizes) -> None:
+    """Refuses an input that a box framing would cut unlike every training source, and warns where another framing
+    shows its subject at another scale or squashed (an aspect ratio unlike every training source's). Silent for the
+    size of a training source, and without `source_sizes` ([[width, height, count], ...] or None)."""
+    height, width = shape
+    if not source_sizes or [width, height] in [size[:2] for size in source_sizes]:
+        return
+    trained = ", ".join(f"{w}x{h}" for w, h, _ in source_sizes)
+    if not isinstance(framing, str):
+        raise MediaError(f"{source}: {width}x{height}, but the model's framing box {list(framing)} was set on training "
+                         f"sources of {trained}: on another size it shows another part of the scene. Give inputs of a "
+                         "training size, or name this input's framing with --framing X,Y,SIDE,SIDE (the box around the "
+                         "same region) or --framing centre_crop / pad / resize")
+    if all(abs(math.log(width * h / (height * w))) > ASPECT_TOLERANCE for w, h, _ in source_sizes):
+        logger.warning("%s: %dx%d has another aspect ratio than the training sources (%s): framed by %s, its subject "
+                       "appears at another scale or squashed than in training", source, width, height, trained,
+                       framing)
 
 
 def output_names(files: list[Path]) -> dict[Path, str]:
@@ -198,9 +220,9 @@ def output_names(files: list[Path]) -> dict[Path, str]:
 
 
 def predict_image(predictor: Predictor, path: Path, name: str, output_dir: Path, results: Results,
-                  framing) -> None:
+                  framing, source_sizes) -> None:
     image = read_image(path)
-    fitted, box, shape = _prepare(image, predictor.image_size, framing, path)
+    fitted, box, shape = _prepare(image, predictor.image_size, framing, path, source_sizes=source_sizes)
     output = predictor.landmarks(fitted[None])
     item = results.add(path, None, shape, box, output, 0)
     keypoints = np.array(item["keypoints"]) if "keypoints" in item else None
@@ -212,7 +234,7 @@ def predict_image(predictor: Predictor, path: Path, name: str, output_dir: Path,
 
 
 def predict_video(predictor: Predictor, path: Path, name: str, output_dir: Path, results: Results, framing,
-                  progress: bool) -> None:
+                  source_sizes, progress: bool) -> None:
     size, fps, declared = predictor.image_size, video_fps(path), video_length(path)
     bar = keras.utils.Progbar(declared or None, unit_name="frame") if progress else None
     writers: dict[str, VideoWriter] = {}
@@ -235,7 +257,7 @@ def predict_video(predictor: Predictor, path: Path, name: str, output_dir: Path,
 
     try:
         for image in video_frames(path):
-            frames.append((*_prepare(image, size, framing, path, count), image))
+            frames.append((*_prepare(image, size, framing, path, count, source_sizes), image))
             count += 1
             if len(frames) == VIDEO_CHUNK:
                 flush()
@@ -254,8 +276,11 @@ def predict(model_path: str | Path, input_path: str | Path, output_dir: str | Pa
     """Runs the model on an image, a video or a folder of both; returns the JSON summary written.
 
     `framing` (data/media.py): "resize", "centre_crop", "pad" or a box [x, y, side, side]; coordinates
-    are mapped back through it. None takes the model's own (`Predictor.framing`: the `images` dataset's
-    data.options.framing), and where it has none refuses inputs of another size than the model's.
+    are mapped back through it. None takes the model's own (`Predictor.framing`: the `images` or `videos`
+    dataset's data.options.framing), and where it has none refuses inputs of another size than the model's.
+    With the model's own framing, each input is compared with the training sources' sizes where the run
+    recorded them (`compare_with_sources`): a box refuses another size, the other framings warn of
+    another aspect ratio.
     """
     if framing is not None:
         check_framing(framing, "--framing")
@@ -267,8 +292,10 @@ def predict(model_path: str | Path, input_path: str | Path, output_dir: str | Pa
         raise MediaError(f"--input {input_path} holds no image or video files")
     predictor = Predictor(model_path, regressor_path)
     trained = predictor.framing
+    # Inputs are compared with the training sources only under the model's own framing: --framing is the override.
+    source_sizes = None
     if framing is None and trained is not None:
-        framing = trained
+        framing, source_sizes = trained, predictor.source_sizes
         logger.info("framing new images as the training images were: %s (from the model; --framing overrides)",
                     framing)
     elif framing is not None and trained is not None and _plain(framing) != _plain(trained):
@@ -281,9 +308,10 @@ def predict(model_path: str | Path, input_path: str | Path, output_dir: str | Pa
     for number, path in enumerate(files, 1):
         try:
             if is_video(path):
-                predict_video(predictor, path, names[path], output_dir, results, framing, progress and bar is None)
+                predict_video(predictor, path, names[path], output_dir, results, framing, source_sizes,
+                              progress and bar is None)
             else:
-                predict_image(predictor, path, names[path], output_dir, results, framing)
+                predict_image(predictor, path, names[path], output_dir, results, framing, source_sizes)
         except MediaError as error:
             results.skip(path, error)
         if bar is not None:

@@ -30,6 +30,7 @@ from fgbg_tf.config import Config, ConfigError, config_from_dict
 from fgbg_tf.data import DatasetError, get_dataset
 from fgbg_tf.data.pipeline import check_views, training_batches
 from fgbg_tf.data.skipped_frames import SkippedFrames
+from fgbg_tf.data.sources import write_sources
 from fgbg_tf.evaluation.runner import factorisation_report, make_renderer
 from fgbg_tf.evaluation.summaries import log_figure6
 from fgbg_tf.model.factorized import build_model
@@ -164,6 +165,7 @@ def train(config: Config, output_dir: str | Path, strategy=None, progress: bool 
     if chief:
         check_writable(output_dir, output_dir / "checkpoints", output_dir / "logs")
         prepare_output(output_dir, config)
+        write_sources(output_dir, dataset)
     precision = resolve_precision(config.train.precision)
     # Same seed, same initial weights and data: runs are reproducible and resumable from any checkpoint.
     keras.utils.set_random_seed(config.train.seed)

@@ -29,6 +29,7 @@ def test_a_folder_of_images_of_any_size_trains_with_tps_views(tmp_path, framing)
     dataset = get_dataset(config.data)
     assert dataset.sources == [str(root / "a.png"), str(root / "c.bmp"), str(root / "nested" / "b.jpg")]
     assert dataset.skipped == [(str(root / "broken.jpg"), f"{root / 'broken.jpg'}: not a readable image")]
+    assert dataset.source_sizes == [[30, 50, 1], [32, 32, 1], [60, 40, 1]]  # (width, height, images), before framing
     for image, source in zip(dataset.images.numpy(), dataset.sources):
         np.testing.assert_array_equal(image, frame_image(read_image(source), 32, framing, source)[0])
     check_views(dataset, config)
@@ -43,6 +44,7 @@ def test_a_box_that_does_not_fit_an_image_leaves_it_out_and_a_bad_framing_is_ref
     config = load_config("images", overrides=TINY + [f"data.data_dir={root}", "data.options.framing=[0, 0, 40, 40]"])
     dataset = get_dataset(config.data)
     assert dataset.sources == [str(root / "a.png")]  # 60x40 holds the 40 px box; 32x32 and 30x50 do not
+    assert dataset.source_sizes == [[60, 40, 1]]  # the images left out are not training sources
     assert any("does not fit in the 32x32 image" in reason for _, reason in dataset.skipped)
     with pytest.raises(DatasetError, match="data.options.framing must be one of"):
         get_dataset(load_config("images", overrides=TINY + [f"data.data_dir={root}", "data.options.framing=fit"]).data)

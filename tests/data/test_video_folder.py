@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 
@@ -10,6 +11,7 @@ import pytest
 
 from fgbg_tf.config import DataConfig
 from fgbg_tf.data.base import DatasetError
+from fgbg_tf.data.sources import write_sources
 from fgbg_tf.data.video_folder import VideoFolderDataset, find_videos, held_out_names
 from tests.data.fixtures_video import write_avi, write_jpeg
 
@@ -95,6 +97,34 @@ def test_frames_are_framed_resized_and_cached_then_read_back_without_decoding(ro
     squashed = reader(root, tmp_path, framing="resize")
     assert levels(squashed.frames[first]) > levels(edited.frames[first]) + 5  # the white band is in the picture now
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 3 + 1 + 3  # first, the edited a.avi, resized
+
+
+def test_training_videos_sizes_are_counted_recorded_and_known_again_from_the_cache(tmp_path, monkeypatch, caplog):
+    data = tmp_path / "clips"
+    for name, (height, width) in {"a.avi": (24, 40), "b.avi": (24, 40), "tall.avi": (48, 32),
+                                  "held.avi": (24, 24)}.items():
+        write_avi(data / name, [np.full((height, width, 3), 20 * t, np.uint8) for t in range(4)])
+    clips = reader(data, tmp_path, test_videos=["held.avi"])
+    assert clips.source_sizes == [[32, 48, 1], [40, 24, 2]]  # (width, height, videos); the held-out one not trained on
+    run = tmp_path / "run"
+    run.mkdir()
+    write_sources(run, clips)
+    assert json.loads((run / "sources.json").read_text()) == {
+        "dataset": "videos", "framing": "centre_crop", "source_sizes": [[32, 48, 1], [40, 24, 2]]}
+    import fgbg_tf.data.video_folder as module
+
+    def no_decoding(*args):
+        raise AssertionError("decoded again")
+
+    with monkeypatch.context() as patch:  # a restart knows the sizes from the cache
+        patch.setattr(module, "video_frames", no_decoding)
+        assert reader(data, tmp_path, test_videos=["held.avi"]).source_sizes == clips.source_sizes
+    for cached in (tmp_path / "cache").glob("*.npz"):  # an entry without the sizes is decoded again, not misread
+        with np.load(cached) as stored:
+            np.savez(cached, frames=stored["frames"], valid=stored["valid"], boxes=stored["boxes"])
+    with caplog.at_level(logging.WARNING):
+        assert reader(data, tmp_path, test_videos=["held.avi"]).source_sizes == clips.source_sizes
+    assert caplog.text.count("does not read") == 3
 
 
 def test_training_pairs_are_frames_of_one_video_within_the_offset(root, tmp_path):
