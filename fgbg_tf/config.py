@@ -27,7 +27,7 @@ from fgbg_tf.model.presets import COVARIANCES, NETWORKS, PRESETS, SPECTRAL_NORMS
 
 DATASET_NAMES = ("synthetic", "faces5pt", "bbc", "h36m", "celeba", "kth", "bair", "images", "videos")
 # The datasets with annotated keypoints, scored by the regression protocol (evaluation/protocols.py's PROTOCOLS).
-KEYPOINT_DATASETS = ("synthetic", "faces5pt", "bbc", "h36m", "celeba", "videos")  # videos: with a user's CSV
+KEYPOINT_DATASETS = ("synthetic", "faces5pt", "bbc", "h36m", "celeba", "images", "videos")  # own data: with a CSV
 # How the benchmark datasets' eval splits are built and scored (data.options.protocol, `evaluate --protocol`;
 # docs/protocols.md): "release" reproduces the released evaluation code, "ours" is this implementation's.
 BENCHMARK_PROTOCOLS = ("release", "ours")

@@ -28,9 +28,11 @@ report.txt (the table printed), regressor.json (see `regression.py`),
 figure3.png, and containment.png where it applies; with --log-dir, the
 scalars and pictures also go to TensorBoard. The model's weights are only read.
 
-A user's own videos (`--dataset videos`) are scored by the same protocol when a keypoints CSV is given
-(`--keypoints`, or data.options.keypoints at training time); without one, evaluate reports the reconstruction of
-the held-out videos and how steadily the landmarks move (`fgbg_tf/evaluation/unannotated.py`).
+A user's own images and videos (`--dataset images`, `videos`) are scored by the same protocol when a keypoints
+CSV is given (`--keypoints`, or data.options.keypoints at training time): fitted on the annotated training images or
+frames, reported on the held-out ones. Without one, evaluate reports what it can on the held-out images or videos
+(`fgbg_tf/evaluation/unannotated.py`): the reconstruction, and how steadily the landmarks move between a video's
+frames, or under an image's colour jitter and TPS warp.
 """
 
 from __future__ import annotations
@@ -51,16 +53,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--dataset", choices=DATASET_NAMES, help="dataset to evaluate on (default: the run's)")
     parser.add_argument("--data-dir", help="where the dataset lives (default: the run's data.data_dir)")
     parser.add_argument("--output", help="output folder (default: RUN/eval/<dataset>-<step>)")
-    parser.add_argument("--keypoints", help="videos: a keypoints CSV (file,frame,x1,y1,...; fgbg_tf/data/annotations.py) "
-                                            "for the regression protocol (default: the run's data.options.keypoints)")
-    parser.add_argument("--masks", help="videos, with --keypoints: a folder of masks <file>/<frame>.png of the "
-                                        "annotated frames, for the foreground containment")
+    parser.add_argument("--keypoints", help="images, videos: a keypoints CSV (file,frame,x1,y1,...; "
+                                            "fgbg_tf/data/annotations.py) for the regression protocol (default: the "
+                                            "run's data.options.keypoints)")
+    parser.add_argument("--masks", help="images, videos, with --keypoints: a folder of masks of the annotated images "
+                                        "(<file without its suffix>.png) or frames (<file>/<frame>.png), for the "
+                                        "foreground containment")
     parser.add_argument("--normalise-by", metavar="A,B", type=lambda text: text.split(","),
-                        help="videos, with --keypoints: also report the error over the distance between points A and B")
+                        help="images, videos, with --keypoints: also report the error over the distance between "
+                             "points A and B")
     parser.add_argument("--protocol", choices=BENCHMARK_PROTOCOLS,
                         help="bbc, h36m, celeba: 'release' reproduces the released evaluation code, 'ours' is this "
                              "implementation's (default: the run's data.options.protocol, else release)")
-    parser.add_argument("--max-frames", type=int, help="use at most this many frames of each split")
+    parser.add_argument("--max-frames", type=int, help="use at most this many frames (images) of each split")
     parser.add_argument("--batch-size", type=int, default=32, help="frames per pose-encoder call (default 32)")
     parser.add_argument("--num-images", type=int, default=8, help="test images in figure3.png (default 8; 0: none)")
     parser.add_argument("--log-dir", help="also write the metrics and pictures to this TensorBoard folder")

@@ -9,8 +9,8 @@ included) and every folder of numbered frames (at least two image files named by
 
 Videos, not frames, are split, so that no frame of a held-out video is trained on: `data.options.test_videos` is
 a fraction of the videos (default 0.2; at least one video stays in training), chosen by a hash of each video's path
-relative to `data_dir` (the same split on every machine, and adding a video moves no other), or a list of those
-relative paths. The held-out videos are named in the log, for `predict` to be tried on.
+relative to `data_dir` (the same split on every machine, and adding a video moves no other; `data/held_out.py`),
+or a list of those relative paths. The held-out videos are named in the log, for `predict` to be tried on.
 
 Decoding a long video on every step would cost more than the step, so each video is decoded once, framed to a square
 by `data.options.framing` ("centre_crop", the default; "pad"; "resize"; or a box [x, y, side, side] for a static
@@ -49,7 +49,7 @@ import numpy as np
 import tensorflow as tf
 
 from fgbg_tf.config import DataConfig
-from fgbg_tf.data.annotations import find_mask, read_keypoints_csv, read_mask, to_input_pixels
+from fgbg_tf.data.annotations import AnnotatedFrames, read_annotations
 from fgbg_tf.data.base import (
     DatasetError,
     LandmarkDataset,
@@ -59,6 +59,7 @@ from fgbg_tf.data.base import (
     report_skipped,
     shuffled_items,
 )
+from fgbg_tf.data.held_out import held_out_names
 from fgbg_tf.data.media import (
     IMAGE_SUFFIXES,
     MediaError,
@@ -108,21 +109,6 @@ def find_videos(root: Path) -> list[VideoSource]:
     return sorted(videos, key=lambda v: v.name)
 
 
-def held_out_names(names: list[str], test_videos) -> set[str]:
-    """The held-out videos: those listed, or a fraction of them ranked by a hash of the name (at least one stays)."""
-    if isinstance(test_videos, list):
-        unknown = sorted(set(test_videos) - set(names))
-        if unknown:
-            raise DatasetError(f"data.options.test_videos names {unknown}, which are not videos under data_dir; "
-                               f"the videos are {names[:10]}{' ...' if len(names) > 10 else ''}")
-        if set(test_videos) >= set(names):
-            raise DatasetError("data.options.test_videos holds out every video; leave at least one to train on")
-        return set(test_videos)
-    count = min(round(test_videos * len(names)), len(names) - 1)
-    ranked = sorted(names, key=lambda name: hashlib.sha256(name.encode()).hexdigest())
-    return set(ranked[:count])
-
-
 class VideoFolderDataset(LandmarkDataset):
     """Reader of a folder of videos for training (see the module docstring).
 
@@ -135,6 +121,7 @@ class VideoFolderDataset(LandmarkDataset):
         frames, valid: uint8 [N, S, S, 3] and bool [N]: the training videos' frames, one video after another.
         starts, lengths: int64 [V]: where each training video starts in `frames`, and its frame count.
         source_sizes: [[width, height, count], ...]: the training videos' frame sizes before framing.
+        annotations: the `UserAnnotations` of data.options.keypoints (`data/annotations.py`), or None.
 
     Example:
         clips = VideoFolderDataset(DataConfig(name="videos", data_dir="my_videos", image_size=64))
@@ -149,23 +136,26 @@ class VideoFolderDataset(LandmarkDataset):
 
     def __init__(self, config: DataConfig):
         super().__init__(config)
-        self.framing, held_out = self.options["framing"], self.options["test_videos"]
+        self.framing = self.options["framing"]
         try:
             check_framing(self.framing, "data.options.framing")
         except MediaError as error:
             raise DatasetError(str(error)) from None
-        if not (isinstance(held_out, list) and all(isinstance(n, str) for n in held_out)
-                or isinstance(held_out, (int, float)) and not isinstance(held_out, bool) and 0 <= held_out < 1):
-            raise DatasetError(f"data.options.test_videos must be a fraction in [0, 1) or a list of video paths "
-                               f"relative to data_dir, got {held_out!r}")
         cache = self.options["cache_dir"]
         self.cache_dir = Path(cache if cache is not None else DEFAULT_CACHE_DIR).expanduser()
         found = find_videos(self.root)
         if not found:
             raise DatasetError(f"{self.root} holds no video; {LAYOUT}")
-        held_out = held_out_names([v.name for v in found], held_out)
+        held_out = held_out_names([v.name for v in found], self.options["test_videos"], "data.options.test_videos",
+                                  "videos")
         self.videos = {"train": [v for v in found if v.name not in held_out],
                        "test": [v for v in found if v.name in held_out]}
+        self.annotations = read_annotations(self.root, self.options,
+                                            {split: [v.name for v in videos] for split, videos in self.videos.items()},
+                                            still_images=False)
+        if self.annotations is not None:
+            self.keypoint_names, self.normalise_pair = self.annotations.keypoint_names, self.annotations.normalise_pair
+            self.has_masks, self.regression_splits = self.annotations.masks_root is not None, ("train", "test")
         self.skipped: list[tuple[str, str]] = []
         clips = self._load(self.videos["train"])
         report_skipped(self.name, self.skipped)
@@ -183,46 +173,6 @@ class VideoFolderDataset(LandmarkDataset):
         self.starts = np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)
         self.frames = np.concatenate([clip["frames"] for _, clip in clips])
         self.valid = np.concatenate([clip["valid"] for _, clip in clips])
-        self._read_annotations()
-
-    def _read_annotations(self) -> None:
-        keypoints, masks, pair = (self.options[k] for k in ("keypoints", "masks", "normalise_by"))
-        self.annotations = {}
-        if keypoints is None:
-            if masks is not None or pair is not None:
-                raise DatasetError("data.options.masks and data.options.normalise_by need data.options.keypoints "
-                                   "(the frames they apply to)")
-            return
-        path = self.root / Path(keypoints).expanduser()  # relative to data_dir; an absolute path stays as it is
-        self.keypoint_names, self.annotations = read_keypoints_csv(path)
-        known = {v.name: v for split in self.videos.values() for v in split}
-        unknown = sorted({file for file, _ in self.annotations} - set(known))
-        if unknown:
-            raise DatasetError(f"{path}: {unknown[:5]} are not videos under {self.root}; the 'file' column names a "
-                               f"video by its path relative to data_dir, e.g. {sorted(known)[:3]}")
-        annotated = {split: [v for v in videos if any(file == v.name for file, _ in self.annotations)]
-                     for split, videos in self.videos.items()}
-        if not annotated["train"] or not annotated["test"]:
-            raise DatasetError(
-                f"{path}: the regression protocol fits on annotated frames of the training videos and reports on "
-                f"those of the held-out ones; annotated now: {len(annotated['train'])} training and "
-                f"{len(annotated['test'])} held-out video(s) (data.options.test_videos chooses the held-out ones: "
-                f"{[v.name for v in self.videos['test']]})")
-        if pair is not None:
-            if not (isinstance(pair, list) and len(pair) == 2 and set(pair) <= set(self.keypoint_names)
-                    and pair[0] != pair[1]):
-                raise DatasetError(f"data.options.normalise_by must name two of the CSV's points "
-                                   f"{list(self.keypoint_names)}, got {pair!r}")
-            self.normalise_pair = tuple(self.keypoint_names.index(name) for name in pair)
-        self.masks_root = None if masks is None else self.root / Path(masks).expanduser()
-        if self.masks_root is not None and not self.masks_root.is_dir():
-            raise DatasetError(f"data.options.masks: {self.masks_root} is not a folder; expected <file>/<frame>.png "
-                               "for every annotated frame")
-        if self.masks_root is not None:
-            for file, frame in self.annotations:  # every mask found before any work, the first missing one named
-                find_mask(self.masks_root, file, frame)
-        self.regression_splits = ("train", "test")
-        self.has_masks = self.masks_root is not None
 
     def _load(self, sources: list[VideoSource]) -> list[tuple[VideoSource, dict]]:
         """(source, clip) of every usable video, from the cache or decoded into it; a clip holds "frames" uint8
@@ -342,39 +292,19 @@ class VideoFolderDataset(LandmarkDataset):
     def eval_split(self, split: str) -> tf.data.Dataset:
         """The annotated frames of the split's videos: {"image", "keypoints" (NaN where missing), "valid", "source"
         (and "mask")}, keypoints and masks framed as the images are."""
-        if not self.annotations:
-            raise DatasetError("the videos dataset has no annotations to evaluate on (data.options.keypoints names a "
-                               "CSV; see fgbg_tf/data/annotations.py)")
-        if split not in self.videos:
-            raise DatasetError(f"videos has the splits {sorted(self.videos)}, not {split!r}")
-        size = self.image_size
-        columns = {"image": [], "keypoints": [], "valid": [], "source": [], **({"mask": []} if self.has_masks else {})}
+        frames = AnnotatedFrames(self, split, self.videos)
         for source, clip in self._load(self.videos[split]):
             numbers = ({int(p.stem): i for i, p in enumerate(source.frames)} if source.frames
                        else {i: i for i in range(len(clip["frames"]))})
-            for (file, frame), points in sorted(self.annotations.items()):
+            for file, frame in sorted(self.annotations.points):
                 if file != source.name:
                     continue
                 if frame not in numbers:
                     raise DatasetError(f"data.options.keypoints: {file} has no frame {frame} (frames: "
                                        f"{min(numbers)}..{max(numbers)})")
                 index = numbers[frame]
-                valid = bool(clip["valid"][index])
-                columns["image"].append(clip["frames"][index])
-                columns["valid"].append(valid)
-                columns["source"].append(f"{file} frame {frame}")
-                if not valid:  # a frame that did not decode has no box: kept, marked, and dropped by evaluate
-                    columns["keypoints"].append(np.full(points.shape, np.nan, np.float32))
-                    if self.has_masks:
-                        columns["mask"].append(np.zeros([size, size], np.uint8))
-                    continue
-                box = tuple(int(v) for v in clip["boxes"][index])
-                columns["keypoints"].append(to_input_pixels(points, size, box).astype(np.float32))
-                if self.has_masks:
-                    mask_path = find_mask(self.masks_root, file, frame)
-                    height, width = (int(v) for v in clip["sizes"][index])
-                    framed = frame_image(read_mask(mask_path, height, width), size, self.framing, mask_path)[0]
-                    columns["mask"].append((framed[..., 0] > 127).astype(np.uint8))
-        if not columns["image"]:
-            raise DatasetError(f"videos split {split!r}: no annotated frame of a usable video")
-        return tf.data.Dataset.from_tensor_slices({k: np.stack(v) for k, v in columns.items()})
+                # A frame that did not decode has no box: `add` keeps it marked invalid, and evaluate drops it.
+                frames.add(file, frame, f"{file} frame {frame}",
+                           clip["frames"][index] if clip["valid"][index] else None,
+                           tuple(int(v) for v in clip["boxes"][index]), tuple(int(v) for v in clip["sizes"][index]))
+        return frames.dataset(f"videos split {split!r}: no annotated frame of a usable video")

@@ -5,8 +5,8 @@
     celeba,    mean error / inter-ocular distance, %
     faces5pt
     synthetic  mean error / image side, % and accuracy within 6 px at 128 px (scaled to the image side)
-    videos     a user's CSV (data/annotations.py): mean error / image side, %, and with a named pair of points
-               mean error / their distance, % (missing points left out)
+    images,    a user's CSV (data/annotations.py): mean error / image side, %, and with a named pair of points
+    videos     mean error / their distance, % (missing points left out)
 
 Each dataset is scored by our protocol; bbc, h36m and celeba also by a "release" protocol that reproduces the released
 evaluation code (`Protocol.release` names it; the readers' data.options.protocol builds its splits, this module scores
@@ -59,6 +59,7 @@ PROTOCOLS = {
                                "of MAFL's training list", release_origin="top_left"),
     "faces5pt": Protocol("top_left", "error_by_iod_pct", False),
     "synthetic": Protocol("centre", "accuracy_pct", True),
+    "images": Protocol("centre", "error_by_image_size_pct", False),
     "videos": Protocol("centre", "error_by_image_size_pct", False),
 }
 # The headline when a user's annotations name a pair of points to normalise by (data.options.normalise_by).

@@ -33,7 +33,7 @@ from fgbg_tf.evaluation.protocols import (
 )
 from fgbg_tf.evaluation.regression import Regressor, apply_regressor, save_regressor
 from fgbg_tf.evaluation.summaries import log_evaluation
-from fgbg_tf.evaluation.unannotated import format_unannotated, unannotated_video_report
+from fgbg_tf.evaluation.unannotated import format_unannotated, unannotated_image_report, unannotated_video_report
 from fgbg_tf.model.landmarks import to_pixels
 from fgbg_tf.training.checkpoints import load_run_config, load_trained_model
 
@@ -209,7 +209,7 @@ def evaluate_checkpoint(
 
     With `untrained=True` the run's model is evaluated at its initial weights (step 0),
     the baseline that shows what training bought. `annotations`: data.options of a user's keypoints, masks and
-    normalise_by (the `videos` dataset). `protocol`: "release" or "ours" for bbc, h36m and celeba
+    normalise_by (the `images` and `videos` datasets). `protocol`: "release" or "ours" for bbc, h36m and celeba
     (`choose_protocol`). Returns the report (report.json).
     """
     run_config, run_dir, prefix = load_run_config(checkpoint)
@@ -231,11 +231,15 @@ def evaluate_checkpoint(
     output.mkdir(parents=True, exist_ok=True)
     header = {"dataset": data.name, "checkpoint": prefix, "step": step, "variant": config.model.variant,
               "num_landmarks": config.model.num_landmarks}
-    if not reader.regression_splits:  # a user's videos without a keypoints CSV: what can be said without one
+    if not reader.regression_splits:  # a user's images or videos without a keypoints CSV: what can be said without
         logger.info("%s: no keypoints (data.options.keypoints), so no regression; reporting reconstruction and "
-                    "landmark stability on the held-out videos", data.name)
-        report = {**header, **unannotated_video_report(model, reader.held_out_clips(), data.temporal_offset[0],
-                                                       batch_size, max_frames)}
+                    "landmark stability on the held-out %s", data.name, data.name)
+        if reader.is_video:
+            found = unannotated_video_report(model, reader.held_out_clips(), data.temporal_offset[0], batch_size,
+                                             max_frames)
+        else:
+            found = unannotated_image_report(model, *reader.held_out_images(max_frames), data, batch_size)
+        report = {**header, **found}
         return _write_report(report, format_unannotated(report), output, {}, log_dir, step)
 
     detect = make_detector(model, size)

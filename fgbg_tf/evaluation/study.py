@@ -34,9 +34,10 @@ def run_study(
     """Trains and evaluates every (variant, K); returns the rows of study.json."""
     if dataset not in PROTOCOLS:
         raise DatasetError(f"{dataset} has no keypoints to regress; the study needs one of {sorted(PROTOCOLS)}")
-    if dataset == "videos" and not load_config(dataset, config_files, overrides).data.options.get("keypoints"):
-        raise DatasetError("a study on your videos needs their keypoints to regress: --set data.options.keypoints=CSV "
-                           "(fgbg_tf/data/annotations.py)")
+    own_data = dataset in ("images", "videos")  # the user's own files: regressable only with their keypoints CSV
+    if own_data and not load_config(dataset, config_files, overrides).data.options.get("keypoints"):
+        raise DatasetError(f"a study on your {dataset} needs their keypoints to regress: --set "
+                           "data.options.keypoints=CSV (fgbg_tf/data/annotations.py)")
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     rows = []

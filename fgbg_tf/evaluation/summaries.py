@@ -78,8 +78,9 @@ def log_evaluation(log_dir, report: dict, pictures: dict, step: int) -> None:
         for origin, values in report.get("results", {}).items():
             for name, value in values.items():
                 tf.summary.scalar(f"{prefix}/{origin}/{name}", value)
-        # A user's videos without annotations (evaluation/unannotated.py).
-        for name in ("reconstruction_psnr_db", "copy_appearance_psnr_db", "landmark_step_px", "landmark_spread_px"):
+        # A user's images or videos without annotations (evaluation/unannotated.py).
+        for name in ("reconstruction_psnr_db", "copy_appearance_psnr_db", "landmark_step_px", "landmark_spread_px",
+                     "landmark_jitter_shift_px", "landmark_tps_error_px", "tps_displacement_px"):
             if report.get(name) is not None:
                 tf.summary.scalar(f"{prefix}/{name}", report[name])
         if report.get("containment"):

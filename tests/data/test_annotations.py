@@ -39,6 +39,16 @@ def test_a_bad_csv_is_named_with_its_line(tmp_path, text, message):
         read_keypoints_csv(write(tmp_path, text))
 
 
+def test_an_images_frame_is_0_or_empty_and_every_file_must_be_known(tmp_path):
+    path = write(tmp_path, "file,frame,x1,y1\ncats/tom.jpg,,1,2\ndog.png,0,3,4\n")
+    _, points = read_keypoints_csv(path, ["cats/tom.jpg", "dog.png"], still_images=True)
+    assert sorted(points) == [("cats/tom.jpg", 0), ("dog.png", 0)]
+    with pytest.raises(DatasetError, match=r"keypoints.csv line 2: expected an integer frame"):  # a video's frame
+        read_keypoints_csv(path)
+    with pytest.raises(DatasetError, match=r"line 3: 'dog.png' is not an image under data_dir; .* e.g. \['cats/tom"):
+        read_keypoints_csv(path, ["cats/tom.jpg"], still_images=True)
+
+
 def test_missing_csv_is_named(tmp_path):
     with pytest.raises(DatasetError, match=r"data.options.keypoints: .*nothing.csv does not exist"):
         read_keypoints_csv(tmp_path / "nothing.csv")

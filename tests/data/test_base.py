@@ -38,4 +38,8 @@ def test_dataset_options_fill_the_readers_defaults_under_what_a_run_set():
     defaults = {"framing": "centre_crop", "test_videos": 0.2, "cache_dir": "/tmp/cache", "keypoints": None,
                 "masks": None, "normalise_by": None}
     assert dataset_options(config.data) == defaults
-    assert dataset_options(load_config("images", overrides=["data.options.framing=pad"]).data) == {"framing": "pad"}
+    assert dataset_options(load_config("images", overrides=["data.options.framing=pad"]).data) == {
+        "framing": "pad", "test_images": 0.2, "keypoints": None, "masks": None, "normalise_by": None}
+    # A run's config.yaml from before the held-out split names no test_images: it trained on every image, and still does.
+    old_run = load_config(None, overrides=["data.name=images", "data.options.framing=centre_crop"])
+    assert dataset_options(old_run.data)["test_images"] == 0

@@ -11,8 +11,9 @@ import pytest
 
 from fgbg_tf.config import DataConfig
 from fgbg_tf.data.base import DatasetError
+from fgbg_tf.data.held_out import held_out_names
 from fgbg_tf.data.sources import write_sources
-from fgbg_tf.data.video_folder import VideoFolderDataset, find_videos, held_out_names
+from fgbg_tf.data.video_folder import VideoFolderDataset, find_videos
 from tests.data.fixtures_video import write_avi, write_jpeg
 
 # Frame t of video v is a flat frame whose grey level encodes (v, t); MJPG keeps flat levels within a few units.
@@ -54,11 +55,12 @@ def test_videos_and_numbered_frame_folders_are_found_in_order(root):
 
 def test_split_by_whole_videos_is_deterministic(root, tmp_path):
     names = [f"clip{i}.mp4" for i in range(10)]
-    held = held_out_names(names, 0.2)
-    assert len(held) == 2 and held == held_out_names(list(reversed(names)), 0.2)
-    more = held_out_names(names + ["new.mp4"], 0.2)  # ranked by a hash of the name: the others keep their place
+    split = lambda names, held_out: held_out_names(names, held_out, "data.options.test_videos", "videos")  # noqa: E731
+    held = split(names, 0.2)
+    assert len(held) == 2 and held == split(list(reversed(names)), 0.2)
+    more = split(names + ["new.mp4"], 0.2)  # ranked by a hash of the name: the others keep their place
     assert len(more) == 2 and len(held & more) >= 1 and more - held <= {"new.mp4"}
-    assert held_out_names(["only.mp4"], 0.5) == set()  # at least one video stays in training
+    assert split(["only.mp4"], 0.5) == set()  # at least one video stays in training
     clips = reader(root, tmp_path, test_videos=["sub/b.avi"])
     assert [v.name for v in clips.videos["test"]] == ["sub/b.avi"] and clips.train_names == ["a.avi", "frames"]
     assert clips.num_train_items == 12 + 3
@@ -217,7 +219,7 @@ def test_masks_are_framed_like_their_frames(root, tmp_path):
 
 def test_bad_annotations_stop_the_reader_before_any_work(root, tmp_path):
     annotate(root, ["a.avi,0,20,12,8,0", "c.avi,1,1,1,1,1", "sub/b.avi,1,1,1,1,1"])
-    with pytest.raises(DatasetError, match=r"\['c.avi'\] are not videos under"):
+    with pytest.raises(DatasetError, match=r"keypoints.csv line 3: 'c.avi' is not a video under data_dir"):
         reader(root, tmp_path, test_videos=["sub/b.avi"], keypoints="keypoints.csv")
     annotate(root, ["a.avi,0,20,12,8,0"])
     with pytest.raises(DatasetError, match=r"annotated now: 1 training and 0 held-out video"):
