@@ -141,6 +141,16 @@ def read_annotations(root: Path, options: dict, splits: dict[str, list[str]],
     return UserAnnotations(names, points, normalise_pair, masks_root, still_images)
 
 
+def adopt_annotations(reader) -> None:
+    """Gives a reader whose `annotations` were read (not None) the attributes `evaluate` reads of every reader
+    (`LandmarkDataset`: keypoint_names, normalise_pair, has_masks, regression_splits); without them the reader keeps
+    its class's (no regression)."""
+    found = reader.annotations
+    if found is not None:
+        reader.keypoint_names, reader.normalise_pair = found.keypoint_names, found.normalise_pair
+        reader.has_masks, reader.regression_splits = found.masks_root is not None, ("train", "test")
+
+
 def _check_masks(root: Path, points: dict, still_images: bool) -> None:
     layout = "<file without its suffix>.png" if still_images else "<file>/<frame>.png"
     if not root.is_dir():

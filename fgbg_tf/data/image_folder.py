@@ -39,7 +39,7 @@ import numpy as np
 import tensorflow as tf
 
 from fgbg_tf.config import DataConfig
-from fgbg_tf.data.annotations import AnnotatedFrames, read_annotations
+from fgbg_tf.data.annotations import AnnotatedFrames, adopt_annotations, read_annotations
 from fgbg_tf.data.base import DatasetError, LandmarkDataset, Shard, report_skipped, shuffled_items
 from fgbg_tf.data.held_out import held_out_names
 from fgbg_tf.data.media import IMAGE_SUFFIXES, MediaError, check_framing, frame_image, read_image
@@ -93,9 +93,7 @@ class ImageFolderDataset(LandmarkDataset):
         held_out = held_out_names(found, self.options["test_images"], "data.options.test_images", "images")
         self.names = {"train": [n for n in found if n not in held_out], "test": [n for n in found if n in held_out]}
         self.annotations = read_annotations(self.root, self.options, self.names, still_images=True)
-        if self.annotations is not None:
-            self.keypoint_names, self.normalise_pair = self.annotations.keypoint_names, self.annotations.normalise_pair
-            self.has_masks, self.regression_splits = self.annotations.masks_root is not None, ("train", "test")
+        adopt_annotations(self)
         images, sizes, self.sources, self.skipped = [], [], [], []
         for name in self.names["train"]:
             try:

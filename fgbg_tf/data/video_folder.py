@@ -49,7 +49,7 @@ import numpy as np
 import tensorflow as tf
 
 from fgbg_tf.config import DataConfig
-from fgbg_tf.data.annotations import AnnotatedFrames, read_annotations
+from fgbg_tf.data.annotations import AnnotatedFrames, adopt_annotations, read_annotations
 from fgbg_tf.data.base import (
     DatasetError,
     LandmarkDataset,
@@ -153,9 +153,7 @@ class VideoFolderDataset(LandmarkDataset):
         self.annotations = read_annotations(self.root, self.options,
                                             {split: [v.name for v in videos] for split, videos in self.videos.items()},
                                             still_images=False)
-        if self.annotations is not None:
-            self.keypoint_names, self.normalise_pair = self.annotations.keypoint_names, self.annotations.normalise_pair
-            self.has_masks, self.regression_splits = self.annotations.masks_root is not None, ("train", "test")
+        adopt_annotations(self)
         self.skipped: list[tuple[str, str]] = []
         clips = self._load(self.videos["train"])
         report_skipped(self.name, self.skipped)
