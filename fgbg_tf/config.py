@@ -180,6 +180,10 @@ class TrainConfig:
     # Deviation (off in the release): the first N steps train the foreground alone (x~ = x~fg, the baseline's
     # reconstruction) so that landmarks form before MaskNet and BGNet share the image; 0: off.
     background_warmup_steps: int = 0
+    # Deviation (the release keeps the rate constant): [start, end] in steps, the learning rate falls linearly from
+    # train.learning_rate at step `start` to 0 at step `end` (a constant rate with a final linear decay); None: constant.
+    # Absolute steps, not a share of max_steps, so that resuming with a larger --max-steps keeps a run's schedule.
+    learning_rate_decay: tuple[int, int] | None = None
     # "auto": mixed_bfloat16 on CPUs with AMX, float32 on GPUs and on CPUs without AMX (see distribute.py).
     precision: str = "float32"
     seed: int = 0
@@ -272,6 +276,9 @@ class Config:
             _positive(f"train.{key}", getattr(self.train, key))
         if self.train.background_warmup_steps < 0:
             raise ConfigError(f"train.background_warmup_steps must be >= 0, got {self.train.background_warmup_steps}")
+        decay = self.train.learning_rate_decay
+        if decay is not None and not 0 <= decay[0] < decay[1]:
+            raise ConfigError(f"train.learning_rate_decay must be [start, end] with 0 <= start < end, got {list(decay)}")
         if self.train.weight_decay < 0:
             raise ConfigError(f"train.weight_decay must be >= 0, got {self.train.weight_decay}")
         if any(w < 0 for w in self.loss.layer_weights) or min(self.loss.pixel_weight, self.loss.feature_scale) < 0:

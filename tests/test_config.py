@@ -58,6 +58,8 @@ def test_unknown_key_names_the_key(tmp_path):
         ("model.mask_temperature=0", "model.mask_temperature must be > 0"),
         ("model.mask_prior=-1", "model.mask_prior must be >= 0"),
         ("model.background_downsample=0", "model.background_downsample must be >= 1"),
+        ("train.learning_rate_decay=[500,500]", r"train.learning_rate_decay must be \[start, end\] with 0 <= start < end"),
+        ("train.learning_rate_decay=[100]", "train.learning_rate_decay"),
     ],
 )
 def test_bad_values_name_the_key(override, message):

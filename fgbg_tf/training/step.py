@@ -113,9 +113,10 @@ def make_train_step(model, loss_fn, optimizer, strategy, config: Config, global_
     decay = config.train.weight_decay / replicas
     clip = config.train.clip_grad_norm
     warmup = config.train.background_warmup_steps
+    decay_steps = config.train.learning_rate_decay
+    if (warmup or decay_steps) and step is None:
+        raise ValueError("train.background_warmup_steps and train.learning_rate_decay need the step counter")
     prior_weight = config.loss.landmark_foreground_weight
-    if warmup and step is None:
-        raise ValueError("train.background_warmup_steps needs the step counter")
     position = {id(v): i for i, v in enumerate(model.trainable_variables)}
     groups = {name: [position[id(v)] for v in getattr(model, attr).trainable_variables]
               for attr, name in SUBNETWORKS.items() if hasattr(model, attr)}
@@ -161,15 +162,25 @@ def make_train_step(model, loss_fn, optimizer, strategy, config: Config, global_
 
     @tf.function
     def train_step(batch):
+        if decay_steps:
+            # Set from the step counter before each update, so a resumed run continues the schedule exactly.
+            optimizer.learning_rate.assign(config.train.learning_rate * decay_factor(step, *decay_steps))
         terms, instruments = strategy.run(replica_step, args=(batch,))
         results = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in terms.items()}
         results["loss"] = results.pop("total")
         results.update({k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None) for k, v in instruments.items()})
+        results["optimizer/learning_rate"] = tf.cast(optimizer.learning_rate, tf.float32)
         if step is not None:
             step.assign_add(1)
         return results
 
     return train_step
+
+
+def decay_factor(step, start: int, end: int):
+    """train.learning_rate_decay's multiplier at `step`: 1 before `start`, falling linearly to 0 at `end`."""
+    remaining = tf.cast(end - step, tf.float32) / float(end - start)
+    return tf.clip_by_value(remaining, 0.0, 1.0)
 
 
 def landmark_background_share(part_maps, mask):

@@ -92,20 +92,26 @@ def test_zero_weight_examples_do_not_count(tiny_config):
     assert weighted > 100 * clean  # the corrupted targets do count once they are weighted
 
 
+def counted_sgd_step(config, learning_rate, seed):
+    """An SGD train step with a step counter on one device, and a random batch of 4: (model, optimizer, step, batch)."""
+    model = build_model(config.model, config.data.image_size)
+    optimizer = keras.optimizers.SGD(learning_rate)
+    optimizer.build(model.trainable_variables)
+    step = tf.Variable(0, dtype=tf.int64)
+    train_step = make_train_step(model, PerceptualLoss(layer_weights=(0, 0, 0, 0)), optimizer,
+                                 tf.distribute.get_strategy(), config, global_batch_size=4, step=step)
+    rng = np.random.default_rng(seed)
+    batch = {k: tf.constant(rng.uniform(-1, 1, (4, 32, 32, 3)), tf.float32) for k in ("pose", "appearance", "target")}
+    batch["weight"] = tf.ones([4])
+    return model, optimizer, train_step, batch
+
+
 def test_background_warmup_leaves_mask_and_background_untouched(tiny_config):
     # A decay as large as the gradient: during the warm-up neither a loss gradient nor the decay term may reach
     # MaskNet or BGNet (Adam would turn a bare decay term into lr-sized sign steps that erase their initial weights).
     tiny_config.train.weight_decay = 1.0
     tiny_config.train.background_warmup_steps = 1
-    model = build_model(tiny_config.model, tiny_config.data.image_size)
-    optimizer = keras.optimizers.SGD(1e-2)
-    optimizer.build(model.trainable_variables)
-    step = tf.Variable(0, dtype=tf.int64)
-    train_step = make_train_step(model, PerceptualLoss(layer_weights=(0, 0, 0, 0)), optimizer,
-                                 tf.distribute.get_strategy(), tiny_config, global_batch_size=4, step=step)
-    rng = np.random.default_rng(2)
-    batch = {k: tf.constant(rng.uniform(-1, 1, (4, 32, 32, 3)), tf.float32) for k in ("pose", "appearance", "target")}
-    batch["weight"] = tf.ones([4])
+    model, _, train_step, batch = counted_sgd_step(tiny_config, 1e-2, seed=2)
     waiting = model.mask_net.trainable_variables + model.background_net.trainable_variables
 
     def moved(variables, before):
@@ -194,3 +200,19 @@ def test_fused_adam_follows_keras_adam_on_every_replica(replicas):
     for want, got, start in zip(expected, fused, starts):
         assert np.abs(want - start).max() > 0.03  # five steps of about lr each: the weights did move
         np.testing.assert_allclose(got, want, atol=2e-6)
+
+
+def test_learning_rate_decay_follows_the_step_counter(tiny_config):
+    # [1, 3]: the rate is lr at steps 0 and 1, lr / 2 at step 2 and 0 from step 3, set from the counter, so a run
+    # resumed at step 2 continues the schedule (with the optimizer's rate reset, as a fresh process has it).
+    tiny_config.train.learning_rate = 0.1
+    tiny_config.train.learning_rate_decay = (1, 3)
+    tiny_config.model.variant = "baseline"
+    model, optimizer, train_step, batch = counted_sgd_step(tiny_config, tiny_config.train.learning_rate, seed=3)
+    rates = [float(train_step(batch)["optimizer/learning_rate"]) for _ in range(2)]
+    optimizer.learning_rate.assign(tiny_config.train.learning_rate)
+    rates += [float(train_step(batch)["optimizer/learning_rate"]) for _ in range(2)]
+    assert rates == pytest.approx([0.1, 0.1, 0.05, 0.0])
+    before = trainable_values(model)
+    train_step(batch)  # past the end: the rate stays 0 and nothing moves (the coupled decay is scaled by it too)
+    assert max(np.abs(a - b).max() for a, b in zip(trainable_values(model), before)) == 0.0
