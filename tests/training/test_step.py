@@ -93,7 +93,8 @@ def test_zero_weight_examples_do_not_count(tiny_config):
 
 
 def counted_sgd_step(config, learning_rate, seed):
-    """An SGD train step with a step counter on one device, and a random batch of 4: (model, optimizer, step, batch)."""
+    """An SGD train step with a step counter on one device, and a random batch of 4:
+    (model, optimizer, train_step, batch)."""
     model = build_model(config.model, config.data.image_size)
     optimizer = keras.optimizers.SGD(learning_rate)
     optimizer.build(model.trainable_variables)
