@@ -44,6 +44,19 @@ def test_resume_continues_with_identical_losses(tiny_config, tmp_path, caplog):
     assert "is complete: step 4 of train.max_steps 4" in caplog.text
 
 
+def test_a_resumed_run_trains_at_its_new_learning_rate(tiny_config, tmp_path):
+    # The optimizer's rate is one of the checkpoint's variables; a resume with another train.learning_rate (the
+    # config allows it) must train at the new rate, not at the one restored with Adam's moments.
+    tiny_config.train.max_steps = 2
+    tiny_config.train.image_every = 1000
+    first = train(tiny_config, tmp_path, progress=False)
+    assert [h["optimizer/learning_rate"] for h in first] == pytest.approx([tiny_config.train.learning_rate] * 2)
+    tiny_config.train.max_steps = 3
+    tiny_config.train.learning_rate /= 10
+    (resumed,) = train(tiny_config, tmp_path, progress=False)
+    assert resumed["optimizer/learning_rate"] == pytest.approx(tiny_config.train.learning_rate)
+
+
 def test_output_folder_of_a_different_model_or_data_stream_is_refused(tiny_config, tmp_path):
     prepare_output(tmp_path, tiny_config)
     tiny_config.model.num_landmarks = 6

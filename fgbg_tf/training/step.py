@@ -162,9 +162,11 @@ def make_train_step(model, loss_fn, optimizer, strategy, config: Config, global_
 
     @tf.function
     def train_step(batch):
-        if decay_steps:
-            # Set from the step counter before each update, so a resumed run continues the schedule exactly.
-            optimizer.learning_rate.assign(config.train.learning_rate * decay_factor(step, *decay_steps))
+        # Set from the config (and the step counter) before every update: a resumed run continues a decay exactly,
+        # and a checkpoint's rate (the optimizer's learning_rate is one of its variables) never overrides a new
+        # train.learning_rate given to the resumed run.
+        rate = config.train.learning_rate
+        optimizer.learning_rate.assign(rate * decay_factor(step, *decay_steps) if decay_steps else rate)
         terms, instruments = strategy.run(replica_step, args=(batch,))
         results = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in terms.items()}
         results["loss"] = results.pop("total")

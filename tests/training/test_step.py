@@ -205,13 +205,13 @@ def test_fused_adam_follows_keras_adam_on_every_replica(replicas):
 
 def test_learning_rate_decay_follows_the_step_counter(tiny_config):
     # [1, 3]: the rate is lr at steps 0 and 1, lr / 2 at step 2 and 0 from step 3, set from the counter, so a run
-    # resumed at step 2 continues the schedule (with the optimizer's rate reset, as a fresh process has it).
+    # resumed at step 2 continues the schedule whatever rate the optimizer restored (here a wrong one).
     tiny_config.train.learning_rate = 0.1
     tiny_config.train.learning_rate_decay = (1, 3)
     tiny_config.model.variant = "baseline"
     model, optimizer, train_step, batch = counted_sgd_step(tiny_config, tiny_config.train.learning_rate, seed=3)
     rates = [float(train_step(batch)["optimizer/learning_rate"]) for _ in range(2)]
-    optimizer.learning_rate.assign(tiny_config.train.learning_rate)
+    optimizer.learning_rate.assign(7.0)
     rates += [float(train_step(batch)["optimizer/learning_rate"]) for _ in range(2)]
     assert rates == pytest.approx([0.1, 0.1, 0.05, 0.0])
     before = trainable_values(model)
