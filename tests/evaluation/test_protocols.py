@@ -156,3 +156,26 @@ def test_the_table_says_how_many_fit_frames_were_excluded_and_why():
     assert "fit on 'train' (6 frames), report" in format_table(report)
     report["splits"]["fit"]["excluded"] = {"frames": 2, "reasons": ["off its face"], "sources": ["a", "b"]}
     assert "fit on 'train' (6 frames; 2 excluded: off its face), report on 'test' (6 frames)" in format_table(report)
+
+
+def test_self_fitted_reference_separates_the_landmarks_from_the_transfer_between_splits():
+    # Keypoints an exact linear map of the means, but another map on each split: the protocol's regressor (fitted on
+    # the fit split) cannot transfer, the report split fitted on itself (5-fold) scores 0.
+    rng = np.random.default_rng(1)
+    fit_means, test_means = rng.uniform(0, 32, (40, 3, 2)), rng.uniform(0, 32, (40, 3, 2))
+    fit_map, test_map = rng.normal(0, 0.5, (6, 10)), rng.normal(0, 0.5, (6, 10))
+
+    def split(means, linear_map):
+        return SplitLandmarks(means, (means.reshape(40, 6) @ linear_map).reshape(40, 5, 2), None, None, None, [], {})
+
+    report, _ = landmark_report("faces5pt", ("train", "test"), split(fit_means, fit_map), split(test_means, test_map),
+                                32)
+    assert report["results"]["top_left"]["error_by_iod_pct"] > 50
+    assert report["fit_split_results"]["top_left"]["error_by_iod_pct"] < 1e-6
+    assert report["self_fit_reference"]["error_by_iod_pct"] < 1e-6
+    report.update({"checkpoint": "run", "step": 1, "variant": "full", "num_landmarks": 3})
+    assert "self-fitted   0.000" in format_table(report)
+    # Too few frames for a fold's fit (a fold leaves 4 of 5 frames, the regressor has 6 inputs): no reference.
+    few = SplitLandmarks(test_means[:5], split(test_means, test_map).keypoints[:5], None, None, None, [], {})
+    report, _ = landmark_report("faces5pt", ("train", "test"), split(fit_means, fit_map), few, 32)
+    assert report["self_fit_reference"] is None
