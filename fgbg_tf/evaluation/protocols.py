@@ -24,6 +24,7 @@ these functions another implementation's landmarks.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 from sklearn.model_selection import KFold
@@ -141,7 +142,7 @@ def self_fit_reference(dataset: str, test: SplitLandmarks, origin: str, image_si
     or a keypoint that no frame of a fold's fitting part has.
     """
     frames, inputs = test.means_pixels.shape[0], 2 * test.means_pixels.shape[1]
-    if frames < SELF_FIT_FOLDS or frames - frames // SELF_FIT_FOLDS < inputs:
+    if frames < SELF_FIT_FOLDS or frames - math.ceil(frames / SELF_FIT_FOLDS) < inputs:  # the largest fold held out
         return None
     predicted = np.zeros(test.keypoints.shape)
     for fit_rows, held_out in KFold(SELF_FIT_FOLDS, shuffle=True, random_state=0).split(test.means_pixels):

@@ -179,3 +179,6 @@ def test_self_fitted_reference_separates_the_landmarks_from_the_transfer_between
     few = SplitLandmarks(test_means[:5], split(test_means, test_map).keypoints[:5], None, None, None, [], {})
     report, _ = landmark_report("faces5pt", ("train", "test"), split(fit_means, fit_map), few, 32)
     assert report["self_fit_reference"] is None
+    # 12 frames, 5 landmarks (10 inputs): the largest held-out fold (3 frames) leaves 9 to fit: no reference.
+    twelve = SplitLandmarks(rng.uniform(0, 32, (12, 5, 2)), rng.uniform(0, 32, (12, 5, 2)), None, None, None, [], {})
+    assert landmark_report("faces5pt", ("train", "test"), twelve, twelve, 32)[0]["self_fit_reference"] is None
