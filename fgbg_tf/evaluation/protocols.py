@@ -273,10 +273,8 @@ def format_table(report: dict) -> str:
         label = origin + (" *" if origin == report["origin"] else "")
         cells = [label] + [f"{values[n]:.3f}" for n in names]
         lines.append("  ".join(c.ljust(w) for c, w in zip(cells, widths)))
-    reference = report["mean_pose_reference"]
-    cells = ["mean pose"] + [f"{reference[n]:.3f}" for n in names]
-    lines.append("  ".join(c.ljust(w) for c, w in zip(cells, widths)) + "  (reference: no landmarks)")
     for label, values, note in (
+        ("mean pose", report["mean_pose_reference"], "(reference: no landmarks)"),
         ("fit split", report["fit_split_results"][report["origin"]], f"(reference: '{fit['name']}' scored by the "
          "regressor fitted on it)"),
         ("self-fitted", report.get("self_fit_reference"), f"(reference: '{test['name']}' scored by regressors fitted "
