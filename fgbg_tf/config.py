@@ -78,15 +78,17 @@ class TPSConfig:
 @dataclasses.dataclass
 class SimilarityConfig:
     """A random similarity of the whole frame before the views are made (augment/similarity.py): a deviation, off
-    (the release's) at the defaults; angles in radians, zoom > 1 enlarges, translation a fraction of the side."""
+    (the release's) at the defaults; angles in radians, zoom > 1 enlarges, translation a fraction of the side, flip
+    the probability that a frame is mirrored left-right."""
 
     rotation: float = 0.0
     zoom: tuple[float, float] = (1.0, 1.0)
     translation: float = 0.0
+    flip: float = 0.0
 
     @property
     def enabled(self) -> bool:
-        return bool(self.rotation or self.translation or self.zoom != (1.0, 1.0))
+        return bool(self.rotation or self.translation or self.flip or self.zoom != (1.0, 1.0))
 
 
 @dataclasses.dataclass
@@ -298,10 +300,12 @@ class Config:
             if getattr(self.data.tps, key) < 0:
                 raise ConfigError(f"data.tps.{key} must be >= 0, got {getattr(self.data.tps, key)}")
         similarity = self.data.similarity
-        if similarity.rotation < 0 or similarity.translation < 0 or not 0 < similarity.zoom[0] <= similarity.zoom[1]:
+        if (similarity.rotation < 0 or similarity.translation < 0 or not 0 < similarity.zoom[0] <= similarity.zoom[1]
+                or not 0 <= similarity.flip <= 1):
             raise ConfigError(
-                "data.similarity: expected rotation >= 0, translation >= 0 and zoom [low, high] with 0 < low <= high, "
-                f"got {similarity.rotation}, {similarity.translation}, {list(similarity.zoom)}"
+                "data.similarity: expected rotation >= 0, translation >= 0, zoom [low, high] with 0 < low <= high and "
+                f"0 <= flip <= 1, got {similarity.rotation}, {similarity.translation}, {list(similarity.zoom)}, "
+                f"{similarity.flip}"
             )
         # torchvision's ColorJitter ranges: factors in [max(0, 1 - v), 1 + v], the hue shift in [-v, v], v <= 0.5.
         jitter = self.data.color_jitter

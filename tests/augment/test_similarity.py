@@ -27,27 +27,40 @@ def test_identity_returns_the_image():
     np.testing.assert_allclose(similarity_warp(image, 0.0, 1.0, [0.0, 0.0]).numpy(), image, atol=1e-6)
 
 
-@pytest.mark.parametrize("angle, zoom, shift",
-                         [(0.3, 1.5, (3.0, -2.0)), (-0.5, 0.8, (0.0, 4.0)), (0.0, 2.0, (0.0, 0.0))])
-def test_a_point_moves_to_c_plus_zoom_rotation_plus_shift(angle, zoom, shift):
+@pytest.mark.parametrize("angle, zoom, shift, mirror",
+                         [(0.3, 1.5, (3.0, -2.0), False), (-0.5, 0.8, (0.0, 4.0), False), (0.0, 2.0, (0.0, 0.0), False),
+                          (0.0, 1.0, (0.0, 0.0), True), (0.4, 1.2, (-3.0, 2.0), True)])
+def test_a_point_moves_to_c_plus_zoom_rotation_mirror_plus_shift(angle, zoom, shift, mirror):
     size, point = 64, np.array([24.0, 26.0])
-    moved = similarity_warp(_blob(size, point), angle, zoom, shift).numpy()
+    moved = similarity_warp(_blob(size, point), angle, zoom, shift, mirror).numpy()
     centre = (size - 1) / 2
     rotation = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
-    expected = centre + zoom * rotation @ (point - centre) + np.array(shift)
+    flip = np.diag([-1.0 if mirror else 1.0, 1.0])
+    expected = centre + zoom * rotation @ flip @ (point - centre) + np.array(shift)
     np.testing.assert_allclose(_centroid(moved), expected, atol=0.05)
 
 
+def test_a_mirror_alone_is_numpys_left_right_flip():
+    image = np.random.default_rng(2).uniform(size=(16, 24, 3)).astype(np.float32)
+    np.testing.assert_allclose(similarity_warp(image, 0.0, 1.0, [0.0, 0.0], True).numpy(), image[:, ::-1], atol=1e-5)
+
+
 def test_the_draw_is_a_pure_function_of_the_seed_and_within_its_ranges():
-    draws = [random_similarity_params(tf.constant([7, i]), 64, 0.25, (0.8, 1.6), 0.1) for i in range(200)]
-    angles, zooms, shifts = (np.array([d[k].numpy() for d in draws]) for k in range(3))
+    draws = [random_similarity_params(tf.constant([7, i]), 64, 0.25, (0.8, 1.6), 0.1, 0.3) for i in range(200)]
+    angles, zooms, shifts, mirrors = (np.array([d[k].numpy() for d in draws]) for k in range(4))
     assert np.abs(angles).max() <= 0.25 and angles.std() > 0.1
     assert 0.8 <= zooms.min() and zooms.max() <= 1.6
     # log-uniform: the geometric middle (1.131) splits the draws in halves
     assert 0.4 < np.mean(zooms < math.sqrt(0.8 * 1.6)) < 0.6
     assert np.abs(shifts).max() <= 6.4 + 1e-5
-    again = random_similarity_params(tf.constant([7, 3]), 64, 0.25, (0.8, 1.6), 0.1)
-    assert [float(x.numpy().sum()) for x in again] == [float(x.sum()) for x in (angles[3], zooms[3], shifts[3])]
+    assert 0.2 < mirrors.mean() < 0.4
+    again = random_similarity_params(tf.constant([7, 3]), 64, 0.25, (0.8, 1.6), 0.1, 0.3)
+    assert [float(x.numpy().sum()) for x in again] == [float(x.sum()) for x in (angles[3], zooms[3], shifts[3],
+                                                                                 mirrors[3])]
+    # The flip draw extends the stream: the other parameters are those drawn without flips.
+    unflipped = random_similarity_params(tf.constant([7, 3]), 64, 0.25, (0.8, 1.6), 0.1)
+    assert [float(x.numpy().sum()) for x in unflipped[:3]] == [float(x.numpy().sum()) for x in again[:3]]
+    assert not bool(unflipped[3])
 
 
 def test_a_frame_and_its_partner_get_the_same_transform():
@@ -60,5 +73,8 @@ def test_a_frame_and_its_partner_get_the_same_transform():
 def test_bad_settings_are_refused_naming_the_key():
     with pytest.raises(ConfigError, match="data.similarity"):
         load_config("synthetic", overrides=["data.similarity.zoom=[1.5, 1.0]"])
+    with pytest.raises(ConfigError, match="flip"):
+        load_config("synthetic", overrides=["data.similarity.flip=1.5"])
     assert not load_config("synthetic").data.similarity.enabled
     assert load_config("synthetic", overrides=["data.similarity.rotation=0.1"]).data.similarity.enabled
+    assert load_config("synthetic", overrides=["data.similarity.flip=0.5"]).data.similarity.enabled
