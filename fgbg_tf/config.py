@@ -281,13 +281,6 @@ class Config:
         decay = self.train.learning_rate_decay
         if decay is not None and not 0 <= decay[0] < decay[1]:
             raise ConfigError(f"train.learning_rate_decay must be [start, end] with 0 <= start < end, got {list(decay)}")
-        if decay is not None and decay[1] < self.train.max_steps:
-            # The rate is 0 after `end`: the steps up to max_steps would change nothing (e.g. a config's decay kept
-            # under a larger --max-steps).
-            raise ConfigError(
-                f"train.learning_rate_decay ends at step {decay[1]}, before train.max_steps {self.train.max_steps}: the "
-                f"steps after it would train at learning rate 0; set train.learning_rate_decay=[start, "
-                f"{self.train.max_steps}] or null")
         if self.train.weight_decay < 0:
             raise ConfigError(f"train.weight_decay must be >= 0, got {self.train.weight_decay}")
         if any(w < 0 for w in self.loss.layer_weights) or min(self.loss.pixel_weight, self.loss.feature_scale) < 0:

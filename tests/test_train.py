@@ -15,6 +15,7 @@ from fgbg_tf.config import ConfigError, load_config
 from fgbg_tf.data import DatasetError
 from fgbg_tf.train import main
 from fgbg_tf.training.loop import prepare_output, train
+from tests.conftest import TINY_OVERRIDES
 
 
 def test_resume_continues_with_identical_losses(tiny_config, tmp_path, caplog):
@@ -90,6 +91,14 @@ def test_a_start_that_fails_on_its_data_leaves_no_config_behind(tmp_path):
     with pytest.raises(DatasetError):
         train(config, tmp_path / "run", progress=False)
     assert not (tmp_path / "run" / "config.yaml").exists()  # the corrected command can use the same folder
+
+
+def test_a_decay_that_ends_before_max_steps_is_refused_before_any_work(tmp_path):
+    overrides = TINY_OVERRIDES + ["train.max_steps=600", "train.learning_rate_decay=[100,200]"]
+    config = load_config("synthetic", overrides=overrides)  # a valid config: saved runs with it stay loadable
+    with pytest.raises(ConfigError, match=r"train.learning_rate_decay ends at step 200, before train.max_steps 600"):
+        train(config, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
 
 
 def test_views_the_dataset_cannot_give_are_refused_before_any_work(tmp_path):

@@ -154,6 +154,15 @@ def train(config: Config, output_dir: str | Path, strategy=None, progress: bool 
     cluster save their (collective) checkpoints to a temporary folder they delete.
     Returns the per-step losses of this call (for tests and scripts).
     """
+    decay = config.train.learning_rate_decay
+    if decay is not None and decay[1] < config.train.max_steps:
+        # A training-time check, not Config.validate's: a saved run with such a schedule stays loadable by evaluate,
+        # export and a resume that fixes it. The rate is 0 after `end`, so the steps up to max_steps would change
+        # nothing (e.g. a config's decay kept under a larger --max-steps).
+        raise ConfigError(
+            f"train.learning_rate_decay ends at step {decay[1]}, before train.max_steps {config.train.max_steps}: the "
+            f"steps after it would train at learning rate 0; set train.learning_rate_decay=[start, "
+            f"{config.train.max_steps}] or null")
     strategy = strategy or tf.distribute.get_strategy()
     output_dir = Path(output_dir)
     chief = is_chief(strategy)
