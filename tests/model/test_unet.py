@@ -2,7 +2,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fgbg_tf.model.unet import ConvNormReLU, UNet, align_corners_matrix, instance_norm, upsample_align_corners
+from fgbg_tf.model.unet import (
+    ConvNormReLU, UNet, align_corners_matrix, instance_norm, normalise_instances, upsample_align_corners,
+)
 
 
 def test_align_corners_weights_by_hand():
@@ -46,6 +48,48 @@ def test_instance_norm_normalises_each_sample_and_channel_over_the_image():
     out = instance_norm(dtype="mixed_bfloat16")(tf.constant(x, tf.bfloat16))
     assert out.dtype == tf.bfloat16
     np.testing.assert_allclose(tf.cast(out, tf.float32).numpy().std(axis=(1, 2)), 1.0, atol=0.02)
+
+
+def _autodiff_instance_norm(x):
+    mean, variance = tf.nn.moments(x, axes=[1, 2], keepdims=True)
+    return (x - mean) * tf.math.rsqrt(variance + 1e-5)
+
+
+def test_instance_norm_gradient_is_autodiffs_and_finite_differences():
+    # The layer's closed-form gradient against TensorFlow's gradient of the plain formula, for a loss that weights
+    # every output differently (a constant weight has gradient 0 through a normalisation and would test nothing).
+    rng = np.random.default_rng(1)
+    x = tf.constant(rng.normal(2.0, 3.0, size=(2, 4, 5, 3)), tf.float64)
+    weights = tf.constant(rng.normal(size=(2, 4, 5, 3)), tf.float64)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        ours = tf.reduce_sum(tf.square(normalise_instances(x)) * weights + normalise_instances(x) * weights)
+        plain = tf.reduce_sum(tf.square(_autodiff_instance_norm(x)) * weights + _autodiff_instance_norm(x) * weights)
+    gradient = tape.gradient(ours, x).numpy()
+    assert np.abs(gradient).max() > 0.1
+    np.testing.assert_allclose(gradient, tape.gradient(plain, x).numpy(), rtol=1e-5, atol=1e-6)
+    # Finite differences of the float64 input, through the layer's float32 arithmetic: agreement to its rounding.
+    analytic, numeric = tf.test.compute_gradient(normalise_instances, [x])
+    np.testing.assert_allclose(analytic[0], numeric[0], atol=1e-3)
+
+
+def test_instance_norm_gradient_in_bfloat16_is_the_float32_gradient_rounded():
+    rng = np.random.default_rng(2)
+    x = rng.normal(1.0, 2.0, size=(2, 8, 8, 4)).astype(np.float32)
+    weights = tf.constant(rng.normal(size=x.shape), tf.float32)
+
+    def gradient(dtype):
+        value = tf.constant(x, dtype)
+        with tf.GradientTape() as tape:
+            tape.watch(value)
+            loss = tf.reduce_sum(tf.cast(instance_norm(dtype="mixed_bfloat16" if dtype == tf.bfloat16 else None)(value),
+                                         tf.float32) * weights)
+        result = tape.gradient(loss, value)
+        assert result.dtype == dtype
+        return tf.cast(result, tf.float32).numpy()
+
+    exact = gradient(tf.float32)
+    np.testing.assert_allclose(gradient(tf.bfloat16), exact, atol=0.02 * np.abs(exact).max())
 
 
 def test_release_pose_encoder_shapes():
