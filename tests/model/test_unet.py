@@ -63,11 +63,15 @@ def test_instance_norm_gradient_is_autodiffs_and_finite_differences():
     weights = tf.constant(rng.normal(size=(2, 4, 5, 3)), tf.float64)
     with tf.GradientTape(persistent=True) as tape:
         tape.watch(x)
-        ours = tf.reduce_sum(tf.square(normalise_instances(x)) * weights + normalise_instances(x) * weights)
-        plain = tf.reduce_sum(tf.square(_autodiff_instance_norm(x)) * weights + _autodiff_instance_norm(x) * weights)
-    gradient = tape.gradient(ours, x).numpy()
+        ours, plain = normalise_instances(x), _autodiff_instance_norm(x)
+        ours_loss = tf.reduce_sum((tf.square(ours) + ours) * weights)
+        plain_loss = tf.reduce_sum((tf.square(plain) + plain) * weights)
+    # The forward pass is the moments' float32 arithmetic, bit for bit (what the docstring promises).
+    x32 = tf.cast(x, tf.float32)
+    np.testing.assert_array_equal(normalise_instances(x32).numpy(), _autodiff_instance_norm(x32).numpy())
+    gradient = tape.gradient(ours_loss, x).numpy()
     assert np.abs(gradient).max() > 0.1
-    np.testing.assert_allclose(gradient, tape.gradient(plain, x).numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(gradient, tape.gradient(plain_loss, x).numpy(), rtol=1e-5, atol=1e-6)
     # Finite differences of the float64 input, through the layer's float32 arithmetic: agreement to its rounding.
     analytic, numeric = tf.test.compute_gradient(normalise_instances, [x])
     np.testing.assert_allclose(analytic[0], numeric[0], atol=1e-3)
