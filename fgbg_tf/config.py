@@ -79,16 +79,19 @@ class TPSConfig:
 class SimilarityConfig:
     """A random similarity of the whole frame before the views are made (augment/similarity.py): a deviation, off
     (the release's) at the defaults; angles in radians, zoom > 1 enlarges, translation a fraction of the side, flip
-    the probability that a frame is mirrored left-right."""
+    the probability that a frame is mirrored left-right, aspect the range of the width's scale over the height's
+    (< 1 narrows the object as turning away does; the transform is then affine)."""
 
     rotation: float = 0.0
     zoom: tuple[float, float] = (1.0, 1.0)
     translation: float = 0.0
     flip: float = 0.0
+    aspect: tuple[float, float] = (1.0, 1.0)
 
     @property
     def enabled(self) -> bool:
-        return bool(self.rotation or self.translation or self.flip or self.zoom != (1.0, 1.0))
+        return bool(self.rotation or self.translation or self.flip or self.zoom != (1.0, 1.0)
+                    or self.aspect != (1.0, 1.0))
 
 
 @dataclasses.dataclass
@@ -301,11 +304,11 @@ class Config:
                 raise ConfigError(f"data.tps.{key} must be >= 0, got {getattr(self.data.tps, key)}")
         similarity = self.data.similarity
         if (similarity.rotation < 0 or similarity.translation < 0 or not 0 < similarity.zoom[0] <= similarity.zoom[1]
-                or not 0 <= similarity.flip <= 1):
+                or not 0 <= similarity.flip <= 1 or not 0 < similarity.aspect[0] <= similarity.aspect[1]):
             raise ConfigError(
-                "data.similarity: expected rotation >= 0, translation >= 0, zoom [low, high] with 0 < low <= high and "
-                f"0 <= flip <= 1, got {similarity.rotation}, {similarity.translation}, {list(similarity.zoom)}, "
-                f"{similarity.flip}"
+                "data.similarity: expected rotation >= 0, translation >= 0, zoom and aspect [low, high] with "
+                f"0 < low <= high and 0 <= flip <= 1, got {similarity.rotation}, {similarity.translation}, "
+                f"{list(similarity.zoom)}, {similarity.flip}, {list(similarity.aspect)}"
             )
         # torchvision's ColorJitter ranges: factors in [max(0, 1 - v), 1 + v], the hue shift in [-v, v], v <= 0.5.
         jitter = self.data.color_jitter

@@ -15,6 +15,9 @@ The transform maps an input point q (pixel coordinates, pixel i at coordinate i)
 so zoom > 1 enlarges the content; pixels that come from outside the frame repeat its border (as the TPS warp does).
 With `flip`, a share of the frames is first mirrored left-right about c (q - c -> M (q - c), M = diag(-1, 1)): the
 object is seen facing both ways, and its views stay consistent since they are all made from the mirrored frame.
+With `aspect` the zoom is split between the axes, zoom -> zoom diag(sqrt(a), 1 / sqrt(a)) applied before the rotation
+(the transform is then affine): a < 1 narrows the object as turning it away from the camera does, a > 1 flattens it
+as tilting it up or down does, with its area kept.
 
 Example:
     moved = random_similarity(frame, seed, rotation=0.26, zoom=(1.0, 1.5), translation=0.1)
@@ -29,8 +32,9 @@ import tensorflow as tf
 from fgbg_tf.seeds import check_seed
 
 
-def similarity_warp(images: tf.Tensor, angle, zoom, shift, mirror=False) -> tf.Tensor:
-    """Moves images by the similarity p = c + zoom R(angle) M (q - c) + shift (module docstring).
+def similarity_warp(images: tf.Tensor, angle, zoom, shift, mirror=False, aspect=1.0) -> tf.Tensor:
+    """Moves images by p = c + zoom R(angle) D M (q - c) + shift, D = diag(sqrt(aspect), 1 / sqrt(aspect)) (module
+    docstring).
 
     Args:
         images: float [B, H, W, C] or [H, W, C].
@@ -38,6 +42,7 @@ def similarity_warp(images: tf.Tensor, angle, zoom, shift, mirror=False) -> tf.T
         zoom: content scale factor > 0, scalar or [B].
         shift: (x, y) pixels, [2] or [B, 2].
         mirror: bool, scalar or [B]: M = diag(-1, 1) (mirrored left-right first) where true, else the identity.
+        aspect: > 0, scalar or [B]: the width's scale over the height's (1: a similarity).
 
     Returns:
         float32 images of the input's shape, bilinear, border pixels repeated.
@@ -57,14 +62,16 @@ def similarity_warp(images: tf.Tensor, angle, zoom, shift, mirror=False) -> tf.T
     zoom = tf.broadcast_to(tf.cast(zoom, tf.float32), [batch])
     shift = tf.broadcast_to(tf.cast(shift, tf.float32), [batch, 2])
     sign = tf.where(tf.broadcast_to(tf.cast(mirror, tf.bool), [batch]), -1.0, 1.0)
-    # The op samples output pixel p at input point A p + b: A = M R(-angle) / zoom, b = c - A (c + shift); M
-    # negates A's first row.
-    cos, sin = tf.cos(angle) / zoom, tf.sin(angle) / zoom
+    root = tf.sqrt(tf.broadcast_to(tf.cast(aspect, tf.float32), [batch]))
+    # The op samples output pixel p at input point A p + b: A = M D^-1 R(-angle) / zoom, b = c - A (c + shift); M and
+    # D^-1 scale A's rows.
+    scale_x, scale_y = sign / (zoom * root), root / zoom
+    cos, sin = tf.cos(angle), tf.sin(angle)
     cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
     px, py = cx + shift[:, 0], cy + shift[:, 1]
     zero = tf.zeros_like(cos)
-    row_x = [sign * cos, sign * sin, cx - sign * (cos * px + sin * py)]
-    row_y = [-sin, cos, cy + sin * px - cos * py]
+    row_x = [scale_x * cos, scale_x * sin, cx - scale_x * (cos * px + sin * py)]
+    row_y = [-scale_y * sin, scale_y * cos, cy + scale_y * (sin * px - cos * py)]
     transforms = tf.stack(row_x + row_y + [zero, zero], axis=1)
     moved = tf.raw_ops.ImageProjectiveTransformV3(
         images=images,
@@ -77,36 +84,42 @@ def similarity_warp(images: tf.Tensor, angle, zoom, shift, mirror=False) -> tf.T
     return moved[0] if single else moved
 
 
-def random_similarity_params(seed, size: int, rotation: float, zoom, translation: float, flip: float = 0.0):
-    """Draws (angle, zoom, shift, mirror) for one frame of side `size`: angle ~ U[-rotation, rotation], log zoom
-    uniform over [log zoom[0], log zoom[1]] (as likely to halve as to double), shift ~ U[-translation, translation] x
-    size per axis, mirror true with probability `flip`. A pure function of `seed` (int tensor [2])."""
+def _log_uniform(draw, bounds):
+    """Maps a U[-1, 1] draw to a log-uniform one over [bounds[0], bounds[1]] (as likely to halve as to double)."""
+    low, high = bounds
+    return tf.exp((math.log(low) + math.log(high)) / 2 + (math.log(high) - math.log(low)) / 2 * draw)
+
+
+def random_similarity_params(seed, size: int, rotation: float, zoom, translation: float, flip: float = 0.0,
+                             aspect=(1.0, 1.0)):
+    """Draws (angle, zoom, shift, mirror, aspect) for one frame of side `size`: angle ~ U[-rotation, rotation], zoom
+    and aspect log-uniform over their [low, high], shift ~ U[-translation, translation] x size per axis, mirror true
+    with probability `flip`. A pure function of `seed` (int tensor [2])."""
     check_seed(seed)
-    low, high = zoom
-    if rotation < 0 or translation < 0 or not 0 < low <= high or not 0 <= flip <= 1:
+    if (rotation < 0 or translation < 0 or not 0 < zoom[0] <= zoom[1] or not 0 <= flip <= 1
+            or not 0 < aspect[0] <= aspect[1]):
         raise ValueError(
-            "expected rotation >= 0, translation >= 0, 0 < zoom[0] <= zoom[1] and 0 <= flip <= 1, "
-            f"got {rotation}, {translation}, {zoom}, {flip}"
+            "expected rotation >= 0, translation >= 0, 0 < zoom[0] <= zoom[1], 0 <= flip <= 1 and "
+            f"0 < aspect[0] <= aspect[1], got {rotation}, {translation}, {zoom}, {flip}, {aspect}"
         )
-    # The fifth draw only extends the stream: the first four are those of a [4] draw, so runs without flips keep
-    # the transforms they had before the option existed.
-    draws = tf.random.stateless_uniform([5], seed, minval=-1.0, maxval=1.0)
+    # Each later option's draw only extends the stream (Philox is counter-based: the first n numbers of a longer
+    # draw are those of an [n] draw), so runs without it keep the transforms they had before it existed.
+    draws = tf.random.stateless_uniform([6], seed, minval=-1.0, maxval=1.0)
     angle = rotation * draws[0]
-    log_mid, log_half = (math.log(low) + math.log(high)) / 2, (math.log(high) - math.log(low)) / 2
-    scale = tf.exp(log_mid + log_half * draws[1])
+    scale = _log_uniform(draws[1], zoom)
     shift = translation * size * draws[2:4]
     mirror = draws[4] < 2.0 * flip - 1.0
-    return angle, scale, shift, mirror
+    return angle, scale, shift, mirror, _log_uniform(draws[5], aspect)
 
 
 def random_similarity(images, seed, rotation: float = 0.0, zoom=(1.0, 1.0), translation: float = 0.0,
-                      flip: float = 0.0):
-    """One random similarity (see `random_similarity_params`) applied to every image of `images` ([H, W, C] or a
+                      flip: float = 0.0, aspect=(1.0, 1.0)):
+    """One random transform (see `random_similarity_params`) applied to every image of `images` ([H, W, C] or a
     stack [N, H, W, C] of frames that share a crop box, e.g. a frame and its temporal partner).
 
     Example:
         frame, partner = tf.unstack(random_similarity(tf.stack([frame, partner]), seed, 0.26, (1.0, 1.5), 0.1))
     """
     images = tf.convert_to_tensor(images, tf.float32)
-    angle, scale, shift, mirror = random_similarity_params(seed, images.shape[-2], rotation, zoom, translation, flip)
-    return similarity_warp(images, angle, scale, shift, mirror)
+    params = random_similarity_params(seed, images.shape[-2], rotation, zoom, translation, flip, aspect)
+    return similarity_warp(images, *params)
