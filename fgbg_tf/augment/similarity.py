@@ -64,14 +64,13 @@ def similarity_warp(images: tf.Tensor, angle, zoom, shift, mirror=False, aspect=
     sign = tf.where(tf.broadcast_to(tf.cast(mirror, tf.bool), [batch]), -1.0, 1.0)
     root = tf.sqrt(tf.broadcast_to(tf.cast(aspect, tf.float32), [batch]))
     # The op samples output pixel p at input point A p + b: A = M D^-1 R(-angle) / zoom, b = c - A (c + shift); M and
-    # D^-1 scale A's rows.
-    scale_x, scale_y = sign / (zoom * root), root / zoom
-    cos, sin = tf.cos(angle), tf.sin(angle)
+    # D^-1 scale A's rows. (Ordered so that aspect 1 gives the similarity's matrix bit for bit.)
+    cos, sin = tf.cos(angle) / zoom, tf.sin(angle) / zoom
     cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
     px, py = cx + shift[:, 0], cy + shift[:, 1]
     zero = tf.zeros_like(cos)
-    row_x = [scale_x * cos, scale_x * sin, cx - scale_x * (cos * px + sin * py)]
-    row_y = [-scale_y * sin, scale_y * cos, cy + scale_y * (sin * px - cos * py)]
+    row_x = [sign * cos / root, sign * sin / root, cx - sign * (cos * px + sin * py) / root]
+    row_y = [-sin * root, cos * root, cy + sin * root * px - cos * root * py]
     transforms = tf.stack(row_x + row_y + [zero, zero], axis=1)
     moved = tf.raw_ops.ImageProjectiveTransformV3(
         images=images,
