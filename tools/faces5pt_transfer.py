@@ -15,7 +15,7 @@ This tool splits that difference up, for one checkpoint:
 
     python tools/faces5pt_transfer.py --checkpoint RUN/checkpoints/ckpt-3200 --data-dir ../shared/data/faces5pt
 
-About 1.5 minutes alone on 2 cores at 64 px (the splits, then 1,500 crops per zoom). Used in docs/training.md, run AV.
+About a minute alone on 2 cores at 64 px (the splits, then 1,500 crops per zoom). Used in docs/training.md, run AV.
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ def main(argv=None) -> None:
     edges = np.quantile(turned, [0.0, 0.25, 0.5, 0.75, 0.9, 1.0])
     print(f"{test_split} by turn (nose offset / inter-ocular distance):")
     for low, high in zip(edges[:-1], edges[1:]):
-        inside = (turned >= low) & (turned <= high)
+        inside = (turned >= low) & ((turned < high) | (high == edges[-1]))
         print(f"  [{low:.2f}, {high:.2f}]  {inside.sum():5d} faces  error {100 * per_face[inside].mean():6.2f}")
 
     images = np.concatenate([b["image"].numpy() for b in reader.eval_split(test_split).batch(256)])
