@@ -25,13 +25,13 @@ import argparse
 import numpy as np
 import tensorflow as tf
 
+from fgbg_tf.augment.color_jitter import rgb_to_grayscale
 from fgbg_tf.data import get_dataset
 from fgbg_tf.evaluation import metrics
 from fgbg_tf.evaluation.regression import apply_regressor, fit_regressor
 from fgbg_tf.evaluation.runner import data_config, make_detector, run_split
 from fgbg_tf.training.checkpoints import load_run_config, load_trained_model
 
-GRAY_WEIGHTS = (0.2989, 0.587, 0.114)
 ZOOMS = (1.25, 1.5)
 
 
@@ -71,7 +71,7 @@ def zoom_about_centre(batch: dict, zoom: float, size: int) -> dict:
 
 def to_gray(batch: dict) -> dict:
     image = batch["image"]
-    gray = tf.reduce_sum(tf.cast(image, tf.float32) * GRAY_WEIGHTS, axis=-1, keepdims=True)
+    gray = rgb_to_grayscale(tf.cast(image, tf.float32))  # the colour jitter's luma
     gray = tf.round(gray) if image.dtype.is_integer else gray
     return {**batch, "image": tf.cast(tf.tile(gray, [1, 1, 3]), image.dtype)}
 
