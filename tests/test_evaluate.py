@@ -94,6 +94,18 @@ def test_run_split_drops_and_reports_invalid_frames():
     np.testing.assert_allclose(result.containment, 1.0)  # an all-foreground mask contains everything
 
 
+def test_run_split_maps_the_transform_over_the_frames_before_detection():
+    def detect(images):  # each frame's landmark at (its first pixel value, 0)
+        value = tf.cast(images[:, 0, 0, 0], tf.float32)
+        return tf.stack([value, tf.zeros_like(value)], -1)[:, None], tf.zeros([tf.shape(images)[0], 2, 2, 1])
+
+    def brighten(frame):
+        return {**frame, "image": frame["image"] + 10}
+
+    result = run_split(detect, _StubDataset(), "test", batch_size=2, transform=brighten)
+    assert result.means_pixels[:, 0, 0].tolist() == [10.0, 12.0, 14.0]  # frames 0, 2, 4 (1 and 3 dropped)
+
+
 def test_untrained_baseline_is_the_runs_initial_model(run_dir, tmp_path):
     import keras
 

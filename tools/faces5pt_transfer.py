@@ -7,8 +7,11 @@ This tool splits that difference up, for one checkpoint:
 * per point, on both splits, and the mean offset (predicted - annotated) of each point in inter-ocular units;
 * the slope of the regressed coordinates against the annotated ones (1 is unbiased; a fitted split sits just below
   1, the regression's own shrinkage): a lower slope on the test split means its predicted faces are too small;
-* by how far the face is turned: the nose's horizontal offset from the eye-mouth midline over the inter-ocular
-  distance, in quantile bins of the test split;
+* by how far the face is turned (the nose's horizontal offset from the eye-mouth midline over the inter-ocular
+  distance) and by its roll (the eye line's angle), in bins of the test split, on both splits;
+* the fit split's error re-weighted to the test split's mix of turns and rolls (each turn x roll cell's faces
+  weighted by the test split's share of that cell over the fit split's): the part of the transfer that the test
+  split's poses explain, on faces the regressor was fitted on;
 * grey crops (AFLW has more) against colour ones, and the colour crops scored again after conversion to grey;
 * the training crops zoomed about their centre to the test faces' size (x 1.25, x 1.5), scored by the same
   regressor with their points moved alike: if the error stays, the faces' size is not what fails to transfer.
@@ -33,6 +36,7 @@ from fgbg_tf.evaluation.runner import data_config, make_detector, run_split
 from fgbg_tf.training.checkpoints import load_run_config, load_trained_model
 
 ZOOMS = (1.25, 1.5)
+ROLL_EDGES = np.array([0.0, 5.0, 10.0, 20.0, 180.0])
 
 
 def normalised_errors(predicted, keypoints) -> np.ndarray:
@@ -49,6 +53,34 @@ def turn(keypoints) -> np.ndarray:
     """|nose x - midpoint of the eyes' and mouth corners' centres x| / inter-ocular distance, per face: [N]."""
     middle = (keypoints[:, [0, 1, 3, 4], 0]).mean(axis=1)
     return np.abs(keypoints[:, 2, 0] - middle) / metrics.interocular_distance(keypoints)
+
+
+def roll(keypoints) -> np.ndarray:
+    """|angle of the line from the left eye to the right eye| in degrees, per face: [N] (0 upright)."""
+    eyes = keypoints[:, 1] - keypoints[:, 0]
+    return np.abs(np.degrees(np.arctan2(eyes[:, 1], eyes[:, 0])))
+
+
+def pose_cells(keypoints, turn_edges, roll_edges) -> np.ndarray:
+    """Each face's cell of the turn x roll grid, [N] int; the edges' outer values are open-ended."""
+    turns = np.clip(np.digitize(turn(keypoints), turn_edges[1:-1]), 0, len(turn_edges) - 2)
+    rolls = np.clip(np.digitize(roll(keypoints), roll_edges[1:-1]), 0, len(roll_edges) - 2)
+    return turns * (len(roll_edges) - 1) + rolls
+
+
+def reweighted_error(errors, cells, target_cells) -> tuple[float, float]:
+    """The mean of per-face `errors` with each cell weighted to its share among `target_cells`.
+
+    Returns (re-weighted mean, share of the target's faces in cells that `cells` has): target faces in cells with no
+    source face cannot be represented, so that share says how far to trust the mean.
+    """
+    labels, counts = np.unique(cells, return_counts=True)
+    source_share = dict(zip(labels, counts / len(cells)))
+    target_labels, target_counts = np.unique(target_cells, return_counts=True)
+    target_share = dict(zip(target_labels, target_counts / len(target_cells)))
+    weights = np.array([target_share.get(c, 0.0) / source_share[c] for c in cells])
+    covered = sum(share for c, share in target_share.items() if c in source_share)
+    return float((errors * weights).sum() / weights.sum()), float(covered)
 
 
 def is_gray(images, tolerance: float = 8.0) -> np.ndarray:
@@ -76,18 +108,6 @@ def to_gray(batch: dict) -> dict:
     return {**batch, "image": tf.cast(tf.tile(gray, [1, 1, 3]), image.dtype)}
 
 
-def landmarks_with(reader, detect, split: str, transform=None, max_frames: int | None = None):
-    """run_split over `split` with `transform` mapped over its frames."""
-    if transform is None:
-        return run_split(detect, reader, split, 32, max_frames)
-    original = reader.eval_split
-    reader.eval_split = lambda name: original(name).map(transform)
-    try:
-        return run_split(detect, reader, split, 32, max_frames)
-    finally:
-        reader.eval_split = original
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, help="a faces5pt run's checkpoint (RUN/checkpoints/ckpt-N)")
@@ -104,8 +124,8 @@ def main(argv=None) -> None:
     model.trainable = False
     detect = make_detector(model, data.image_size)
     fit_split, test_split = reader.regression_splits
-    fit = landmarks_with(reader, detect, fit_split)
-    test = landmarks_with(reader, detect, test_split)
+    fit = run_split(detect, reader, fit_split)
+    test = run_split(detect, reader, test_split)
     regressor = fit_regressor(fit.means_pixels, fit.keypoints, "top_left", data.image_size)
     print(f"{args.checkpoint} (step {step}), top-left origin, errors in % of the inter-ocular distance")
 
@@ -121,19 +141,31 @@ def main(argv=None) -> None:
         print(f"{'':6s} mean offset (x, y) per point {np.round(offset, 1).tolist()}")
 
     per_face = errors[test_split].mean(axis=1)
-    turned = turn(test.keypoints)
-    edges = np.quantile(turned, [0.0, 0.25, 0.5, 0.75, 0.9, 1.0])
-    print(f"{test_split} by turn (nose offset / inter-ocular distance):")
-    for low, high in zip(edges[:-1], edges[1:]):
-        inside = (turned >= low) & ((turned < high) | (high == edges[-1]))
-        print(f"  [{low:.2f}, {high:.2f}]  {inside.sum():5d} faces  error {100 * per_face[inside].mean():6.2f}")
+    turn_edges = np.quantile(turn(test.keypoints), [0.0, 0.25, 0.5, 0.75, 0.9, 1.0])
+    for label, measure, edges in (("turn (nose offset / inter-ocular distance)", turn, turn_edges),
+                                  ("|roll| (degrees)", roll, ROLL_EDGES)):
+        print(f"by {label}, bins of the {test_split} split: faces and error")
+        for low, high in zip(edges[:-1], edges[1:]):
+            row = []
+            for name, part in ((fit_split, fit), (test_split, test)):
+                values = measure(part.keypoints)
+                inside = ((values >= low) | (low == edges[0])) & ((values < high) | (high == edges[-1]))
+                error = f"{100 * errors[name].mean(axis=1)[inside].mean():6.2f}" if inside.any() else "     -"
+                row.append(f"{name} {inside.sum():5d} {error}")
+            print(f"  [{low:6.2f}, {high:6.2f}]  " + "  ".join(row))
+    fit_cells = pose_cells(fit.keypoints, turn_edges, ROLL_EDGES)
+    reweighted, covered = reweighted_error(errors[fit_split].mean(axis=1), fit_cells,
+                                           pose_cells(test.keypoints, turn_edges, ROLL_EDGES))
+    print(f"{fit_split} error re-weighted to the {test_split} split's turns x rolls: {100 * reweighted:.2f} "
+          f"(unweighted {100 * errors[fit_split].mean():.2f}, {test_split} {100 * per_face.mean():.2f}; "
+          f"{100 * covered:.1f} % of the {test_split} faces in cells the {fit_split} split has)")
 
     images = np.concatenate([b["image"].numpy() for b in reader.eval_split(test_split).batch(256)])
     if len(images) != len(per_face):
         print(f"({len(images) - len(per_face)} test frames were dropped: the grey comparison is skipped)")
     else:
         gray = is_gray(images)
-        grayed = landmarks_with(reader, detect, test_split, to_gray)
+        grayed = run_split(detect, reader, test_split, transform=to_gray)
         grayed_errors = normalised_errors(apply_regressor(regressor, grayed.means_pixels), grayed.keypoints).mean(1)
         print(f"{test_split} grey crops {gray.sum()} of {len(gray)}: error {100 * per_face[gray].mean():.2f}; "
               f"colour {100 * per_face[~gray].mean():.2f}, the same converted to grey "
@@ -142,7 +174,7 @@ def main(argv=None) -> None:
     scored = []
     for zoom in (1.0,) + ZOOMS:
         transform = None if zoom == 1.0 else (lambda b, z=zoom: zoom_about_centre(b, z, data.image_size))
-        part = landmarks_with(reader, detect, fit_split, transform, args.zoom_frames)
+        part = run_split(detect, reader, fit_split, 32, args.zoom_frames, transform=transform)
         predicted = apply_regressor(regressor, part.means_pixels)
         scored.append(f"x {zoom:.2f} {100 * normalised_errors(predicted, part.keypoints).mean():.2f}")
     print(f"{fit_split} crops zoomed (the first {args.zoom_frames}; the same regressor): " + ", ".join(scored))

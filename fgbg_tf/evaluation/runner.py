@@ -88,9 +88,16 @@ def run_split(
     max_frames: int | None = None,
     with_masks: bool = False,
     sample_size: int = 0,
+    transform=None,
 ) -> SplitLandmarks:
-    """Runs `detect` over one evaluation split; frames marked invalid or with non-finite keypoints are dropped."""
+    """Runs `detect` over one evaluation split; frames marked invalid or with non-finite keypoints are dropped.
+
+    `transform`, if given, is mapped over the split's frames first (a diagnostic that changes the frames, e.g.
+    tools/faces5pt_transfer.py's zoom; it must keep each frame's keys).
+    """
     frames = dataset.eval_split(split)
+    if transform is not None:
+        frames = frames.map(transform)
     if max_frames is not None:
         frames = frames.take(max_frames)
     total = int(frames.cardinality())

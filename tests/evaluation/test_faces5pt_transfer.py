@@ -48,3 +48,31 @@ def test_zoom_moves_the_keypoints_with_the_content():
     expected = [centre + zoom * (24 - centre), centre + zoom * (20 - centre)]
     np.testing.assert_allclose(zoomed["keypoints"].numpy(), [expected], atol=1e-5)
     np.testing.assert_allclose(centroid, expected, atol=0.05)
+
+
+def test_roll_is_the_eye_lines_angle_either_way():
+    def rotated(degrees):
+        angle = np.radians(degrees)
+        rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+        return (FACE - 25.0) @ rotation.T + 25.0
+
+    np.testing.assert_allclose(transfer.roll(np.stack([FACE, rotated(30.0), rotated(-30.0)])), [0.0, 30.0, 30.0],
+                               atol=1e-9)
+
+
+def test_pose_cells_are_open_ended():
+    turned, rolled = FACE.copy(), FACE.copy()
+    turned[2, 0] += 9.0  # turn 0.9: beyond the last turn edge
+    rolled[1, 1] += 10.0  # the right eye 10 px lower: roll 45 degrees
+    cells = transfer.pose_cells(np.stack([FACE, turned, rolled]), np.array([0.1, 0.2, 0.5]), np.array([0, 10, 90]))
+    np.testing.assert_array_equal(cells, [0, 2, 1])  # (turn bin, roll bin) = (0, 0), (1, 0), (0, 1) in a 2 x 2 grid
+
+
+def test_reweighted_error_takes_the_targets_mix():
+    # Source: three faces in cell 0 (error 1) and one in cell 1 (error 5); the target has the two cells half and half.
+    errors, cells = np.array([1.0, 1.0, 1.0, 5.0]), np.array([0, 0, 0, 1])
+    mean, covered = transfer.reweighted_error(errors, cells, np.array([0, 1]))
+    assert (mean, covered) == (3.0, 1.0)
+    # A target cell the source lacks is left out of the mean and counted as uncovered.
+    mean, covered = transfer.reweighted_error(errors, cells, np.array([0, 1, 2, 2]))
+    assert (mean, covered) == (3.0, 0.5)
