@@ -61,11 +61,14 @@ def roll(keypoints) -> np.ndarray:
     return np.abs(np.degrees(np.arctan2(eyes[:, 1], eyes[:, 0])))
 
 
+def bins(values, edges) -> np.ndarray:
+    """Each value's bin, [N] int in [0, len(edges) - 2]: edges[b] <= value < edges[b + 1], the outer bins open-ended."""
+    return np.clip(np.digitize(values, edges[1:-1]), 0, len(edges) - 2)
+
+
 def pose_cells(keypoints, turn_edges, roll_edges) -> np.ndarray:
     """Each face's cell of the turn x roll grid, [N] int; the edges' outer values are open-ended."""
-    turns = np.clip(np.digitize(turn(keypoints), turn_edges[1:-1]), 0, len(turn_edges) - 2)
-    rolls = np.clip(np.digitize(roll(keypoints), roll_edges[1:-1]), 0, len(roll_edges) - 2)
-    return turns * (len(roll_edges) - 1) + rolls
+    return bins(turn(keypoints), turn_edges) * (len(roll_edges) - 1) + bins(roll(keypoints), roll_edges)
 
 
 def reweighted_error(errors, cells, target_cells) -> tuple[float, float]:
@@ -145,11 +148,11 @@ def main(argv=None) -> None:
     for label, measure, edges in (("turn (nose offset / inter-ocular distance)", turn, turn_edges),
                                   ("|roll| (degrees)", roll, ROLL_EDGES)):
         print(f"by {label}, bins of the {test_split} split: faces and error")
-        for low, high in zip(edges[:-1], edges[1:]):
+        index = {name: bins(measure(part.keypoints), edges) for name, part in ((fit_split, fit), (test_split, test))}
+        for b, (low, high) in enumerate(zip(edges[:-1], edges[1:])):
             row = []
-            for name, part in ((fit_split, fit), (test_split, test)):
-                values = measure(part.keypoints)
-                inside = ((values >= low) | (low == edges[0])) & ((values < high) | (high == edges[-1]))
+            for name in (fit_split, test_split):
+                inside = index[name] == b
                 error = f"{100 * errors[name].mean(axis=1)[inside].mean():6.2f}" if inside.any() else "     -"
                 row.append(f"{name} {inside.sum():5d} {error}")
             print(f"  [{low:6.2f}, {high:6.2f}]  " + "  ".join(row))

@@ -76,3 +76,9 @@ def test_reweighted_error_takes_the_targets_mix():
     # A target cell the source lacks is left out of the mean and counted as uncovered.
     mean, covered = transfer.reweighted_error(errors, cells, np.array([0, 1, 2, 2]))
     assert (mean, covered) == (3.0, 0.5)
+
+
+def test_bins_are_half_open_and_open_ended():
+    edges = np.array([0.0, 1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(transfer.bins(np.array([-5.0, 0.0, 0.99, 1.0, 2.5, 3.0, 9.0]), edges),
+                                  [0, 0, 0, 1, 2, 2, 2])
