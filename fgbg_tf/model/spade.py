@@ -82,22 +82,27 @@ class SPADEResBlock(EagerBuild, keras.layers.Layer):
         middle = min(filters_in, filters_out)
         dtype = self.dtype_policy
 
-        def spectral_conv(filters, kernel_size, use_bias=True):
+        def spectral_conv(channels_in, filters, kernel_size, use_bias=True):
             if spectral_norm == "release":
                 return SpectralConv2D(filters, kernel_size, use_bias=use_bias, dtype=dtype)
             conv = keras.layers.Conv2D(
                 filters, kernel_size, padding="same", use_bias=use_bias, dtype=dtype, **conv_initializers()
             )
-            return keras.layers.SpectralNormalization(conv, power_iterations=1, dtype=dtype)
+            wrapper = keras.layers.SpectralNormalization(conv, power_iterations=1, dtype=dtype)
+            # Built here, outside any call: the wrapper gives its power-iteration vector the kernel's dtype as read
+            # at build time, which inside a mixed_bfloat16 call is bfloat16, and a bfloat16 checkpoint then does
+            # not restore into the float32 model that evaluate and export build.
+            wrapper.build((None, None, None, channels_in))
+            return wrapper
 
         self.norm_0 = SPADE(filters_in, hidden, dtype=dtype)
-        self.conv_0 = spectral_conv(middle, 3)
+        self.conv_0 = spectral_conv(filters_in, middle, 3)
         self.norm_1 = SPADE(middle, hidden, dtype=dtype)
-        self.conv_1 = spectral_conv(filters_out, 3)
+        self.conv_1 = spectral_conv(middle, filters_out, 3)
         self.learned_shortcut = filters_in != filters_out
         if self.learned_shortcut:
             self.norm_s = SPADE(filters_in, hidden, dtype=dtype)
-            self.conv_s = spectral_conv(filters_out, 1, use_bias=False)
+            self.conv_s = spectral_conv(filters_in, filters_out, 1, use_bias=False)
 
     def call(self, x, seg, training=False):
         shortcut = x

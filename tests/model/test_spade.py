@@ -59,3 +59,17 @@ def test_generator_renders_full_resolution_rgb(size):
     clone = SPADEGenerator.from_config(gen.get_config())
     clone(tf.random.uniform([1, size, size, 4]), tf.random.normal([1, size, size, 6]))
     assert clone.count_params() == gen.count_params()
+
+
+def test_keras_spectral_norm_trained_in_bfloat16_restores_into_float32(tmp_path):
+    # evaluate and export build the model in float32 whatever precision trained it; every variable, the keras
+    # wrapper's power-iteration vector included, must be float32 for the checkpoint to restore there.
+    x, seg = tf.random.normal([2, 8, 8, 8]), tf.random.uniform([2, 8, 8, 3])
+    mixed = SPADEResBlock(8, 4, hidden=4, spectral_norm="keras", dtype="mixed_bfloat16")
+    mixed(x, seg, training=True)
+    assert {v.dtype for v in mixed.variables} == {"float32"}
+    path = tf.train.Checkpoint(block=mixed).write(str(tmp_path / "ckpt"))
+    restored = SPADEResBlock(8, 4, hidden=4, spectral_norm="keras")
+    restored(x, seg)
+    tf.train.Checkpoint(block=restored).read(path).assert_consumed()
+    np.testing.assert_array_equal(restored.conv_0.vector_u.numpy(), mixed.conv_0.vector_u.numpy())
