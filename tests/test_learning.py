@@ -14,6 +14,9 @@ from fgbg_tf.training.loop import train
 STEPS = 150
 OVERRIDES = [o for o in TINY_OVERRIDES if not o.startswith(("loss.layer_weights", "data.options", "train."))] + [
     "train.precision=float32",
+    # The budget below was set without the clip that synthetic.yaml now has; with it this 32 px, batch-8 run
+    # reached 10.3 % at 150 steps against the mean pose's 11.2, too close to the margin for a test.
+    "train.clip_grad_norm=null",
     "data.options={train_videos: 8, test_videos: 2, frames_per_video: 32}",
     "data.temporal_offset=[3, 20]",
     "model.variant=baseline",
