@@ -143,7 +143,7 @@ def main(argv=None) -> None:
               f"{np.round(slopes(predicted, part.keypoints), 3).tolist()}")
         print(f"{'':6s} mean offset (x, y) per point {np.round(offset, 1).tolist()}")
 
-    per_face = errors[test_split].mean(axis=1)
+    per_face = {name: e.mean(axis=1) for name, e in errors.items()}
     turn_edges = np.quantile(turn(test.keypoints), [0.0, 0.25, 0.5, 0.75, 0.9, 1.0])
     for label, measure, edges in (("turn (nose offset / inter-ocular distance)", turn, turn_edges),
                                   ("|roll| (degrees)", roll, ROLL_EDGES)):
@@ -153,25 +153,25 @@ def main(argv=None) -> None:
             row = []
             for name in (fit_split, test_split):
                 inside = index[name] == b
-                error = f"{100 * errors[name].mean(axis=1)[inside].mean():6.2f}" if inside.any() else "     -"
+                error = f"{100 * per_face[name][inside].mean():6.2f}" if inside.any() else "     -"
                 row.append(f"{name} {inside.sum():5d} {error}")
             print(f"  [{low:6.2f}, {high:6.2f}]  " + "  ".join(row))
     fit_cells = pose_cells(fit.keypoints, turn_edges, ROLL_EDGES)
-    reweighted, covered = reweighted_error(errors[fit_split].mean(axis=1), fit_cells,
+    reweighted, covered = reweighted_error(per_face[fit_split], fit_cells,
                                            pose_cells(test.keypoints, turn_edges, ROLL_EDGES))
     print(f"{fit_split} error re-weighted to the {test_split} split's turns x rolls: {100 * reweighted:.2f} "
-          f"(unweighted {100 * errors[fit_split].mean():.2f}, {test_split} {100 * per_face.mean():.2f}; "
+          f"(unweighted {100 * errors[fit_split].mean():.2f}, {test_split} {100 * per_face[test_split].mean():.2f}; "
           f"{100 * covered:.1f} % of the {test_split} faces in cells the {fit_split} split has)")
 
     images = np.concatenate([b["image"].numpy() for b in reader.eval_split(test_split).batch(256)])
-    if len(images) != len(per_face):
-        print(f"({len(images) - len(per_face)} test frames were dropped: the grey comparison is skipped)")
+    if len(images) != len(per_face[test_split]):
+        print(f"({len(images) - len(per_face[test_split])} test frames were dropped: the grey comparison is skipped)")
     else:
-        gray = is_gray(images)
+        gray, tested = is_gray(images), per_face[test_split]
         grayed = run_split(detect, reader, test_split, transform=to_gray)
         grayed_errors = normalised_errors(apply_regressor(regressor, grayed.means_pixels), grayed.keypoints).mean(1)
-        print(f"{test_split} grey crops {gray.sum()} of {len(gray)}: error {100 * per_face[gray].mean():.2f}; "
-              f"colour {100 * per_face[~gray].mean():.2f}, the same converted to grey "
+        print(f"{test_split} grey crops {gray.sum()} of {len(gray)}: error {100 * tested[gray].mean():.2f}; "
+              f"colour {100 * tested[~gray].mean():.2f}, the same converted to grey "
               f"{100 * grayed_errors[~gray].mean():.2f}")
 
     scored = []
