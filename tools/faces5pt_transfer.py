@@ -144,6 +144,7 @@ def main(argv=None) -> None:
         print(f"{'':6s} mean offset (x, y) per point {np.round(offset, 1).tolist()}")
 
     per_face = {name: e.mean(axis=1) for name, e in errors.items()}
+    tested = per_face[test_split]
     turn_edges = np.quantile(turn(test.keypoints), [0.0, 0.25, 0.5, 0.75, 0.9, 1.0])
     for label, measure, edges in (("turn (nose offset / inter-ocular distance)", turn, turn_edges),
                                   ("|roll| (degrees)", roll, ROLL_EDGES)):
@@ -160,14 +161,14 @@ def main(argv=None) -> None:
     reweighted, covered = reweighted_error(per_face[fit_split], fit_cells,
                                            pose_cells(test.keypoints, turn_edges, ROLL_EDGES))
     print(f"{fit_split} error re-weighted to the {test_split} split's turns x rolls: {100 * reweighted:.2f} "
-          f"(unweighted {100 * errors[fit_split].mean():.2f}, {test_split} {100 * per_face[test_split].mean():.2f}; "
+          f"(unweighted {100 * errors[fit_split].mean():.2f}, {test_split} {100 * tested.mean():.2f}; "
           f"{100 * covered:.1f} % of the {test_split} faces in cells the {fit_split} split has)")
 
     images = np.concatenate([b["image"].numpy() for b in reader.eval_split(test_split).batch(256)])
-    if len(images) != len(per_face[test_split]):
-        print(f"({len(images) - len(per_face[test_split])} test frames were dropped: the grey comparison is skipped)")
+    if len(images) != len(tested):
+        print(f"({len(images) - len(tested)} test frames were dropped: the grey comparison is skipped)")
     else:
-        gray, tested = is_gray(images), per_face[test_split]
+        gray = is_gray(images)
         grayed = run_split(detect, reader, test_split, transform=to_gray)
         grayed_errors = normalised_errors(apply_regressor(regressor, grayed.means_pixels), grayed.keypoints).mean(1)
         print(f"{test_split} grey crops {gray.sum()} of {len(gray)}: error {100 * tested[gray].mean():.2f}; "
